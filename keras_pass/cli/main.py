@@ -1,0 +1,50 @@
+"""`keras-pass` command line: one entry point over the tools and examples."""
+
+import argparse
+import sys
+
+
+def _presets(argv):
+    parser = argparse.ArgumentParser(prog="keras-pass presets", description="List named presets.")
+    parser.parse_args(argv)
+    from keras_pass.models.preset_io import list_presets, presets_home
+
+    print(f"preset home: {presets_home()}")
+    for name, meta in list_presets().items():
+        state = "local" if meta["available"] else "not converted"
+        print(f"{name:42s} {meta['params'] / 1e6:6.1f}M  {state:13s} {meta['description']}")
+    return 0
+
+
+def _convert(argv):
+    from keras_pass.cli.convert import main
+
+    return main(argv)
+
+
+COMMANDS = {
+    "convert": (_convert, "convert an official PyTorch checkpoint into a preset"),
+    "presets": (_presets, "list the named presets and whether they are converted"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="keras-pass",
+        description="PASS part-aware pre-training and ReID in Keras 3.",
+        epilog="Run `keras-pass COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument(
+        "command", choices=sorted(COMMANDS),
+        help="; ".join(f"{name}: {text}" for name, (_, text) in sorted(COMMANDS.items())),
+    )
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    args = parser.parse_args(argv[:1])
+    return COMMANDS[args.command][0](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

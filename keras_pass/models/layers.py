@@ -1,0 +1,257 @@
+"""Layers of the PASS ViT backbone, each serialisable with `get_config`."""
+
+import keras
+from keras import ops
+
+from keras_pass.models.pos_embed import grid_size, resample_pos_embed
+
+INTERPOLATION_MODES = ("resize_only", "always")
+
+
+def _trunc_normal():
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class DropPath(keras.layers.Layer):
+    """Stochastic depth: drops the whole residual branch per sample."""
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        mask = keras.random.uniform(shape, seed=self.seed_generator) < keep
+        return x * ops.cast(mask, x.dtype) / keep
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class PatchEmbedding(keras.layers.Layer):
+    """Conv patchify to a (B, grid_h, grid_w, D) grid; stride may overlap."""
+
+    def __init__(self, hidden_dim, patch_size=16, stride=16, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.patch_size = patch_size
+        self.stride = stride
+        # PyTorch's default Conv2d init (kaiming-uniform, a=sqrt(5)).
+        torch_default = keras.initializers.VarianceScaling(
+            1.0 / 3.0, mode="fan_in", distribution="uniform"
+        )
+        self.projection = keras.layers.Conv2D(
+            hidden_dim,
+            kernel_size=patch_size,
+            strides=stride,
+            padding="valid",
+            kernel_initializer=torch_default,
+            bias_initializer=torch_default,
+            dtype=self.dtype_policy,
+            name="projection",
+        )
+
+    def build(self, input_shape):
+        self.projection.build(input_shape)
+
+    def call(self, images):
+        return self.projection(images)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        grid = [grid_size(s, self.patch_size, self.stride) for s in (height, width)]
+        return (batch, *grid, self.hidden_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "patch_size": self.patch_size,
+            "stride": self.stride,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class PartTokenEmbedding(keras.layers.Layer):
+    """Prepends `[CLS]` and `[PART]` tokens and adds position embeddings.
+
+    Every token has its own learned position (`cls_pos`, `part_pos[i]`); the
+    patch grid has `pos_embed` of shape `(grid_h * grid_w, D)` with no class
+    slot. `pos_embed_interpolation="always"` resamples the grid on every call
+    (the official pre-training model, DINO bicubic, not the identity even at
+    the native size); `"resize_only"` adds it unchanged at the native grid and
+    resamples the same way otherwise (the official fine-tuning model).
+
+    Call with `part_index=None` for a global view (`[CLS, PART_1..L, ...]`) or
+    `part_index=i` for a local view of region i (`[CLS, PART_i, ...]`); `i` may
+    be a Python int or an integer tensor (e.g. traced under jit).
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        grid_shape,
+        num_parts=3,
+        pos_embed_interpolation="resize_only",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if pos_embed_interpolation not in INTERPOLATION_MODES:
+            raise ValueError(
+                f"Expected `pos_embed_interpolation` in {INTERPOLATION_MODES}. "
+                f"Received: pos_embed_interpolation={pos_embed_interpolation}"
+            )
+        self.hidden_dim = hidden_dim
+        self.grid_shape = tuple(grid_shape)
+        self.num_parts = num_parts
+        self.pos_embed_interpolation = pos_embed_interpolation
+
+    def build(self, input_shape):
+        d = self.hidden_dim
+        n = self.grid_shape[0] * self.grid_shape[1]
+        init = _trunc_normal()
+        self.cls_token = self.add_weight((1, d), init, name="cls_token")
+        self.part_tokens = self.add_weight(
+            (self.num_parts, d), init, name="part_tokens"
+        )
+        # The official model never initialises cls_pos: it stays at zero.
+        self.cls_pos = self.add_weight((1, d), "zeros", name="cls_pos")
+        self.part_pos = self.add_weight((self.num_parts, d), init, name="part_pos")
+        self.pos_embed = self.add_weight((n, d), init, name="pos_embed")
+
+    def patch_positions(self, grid_shape):
+        grid_shape = tuple(grid_shape)
+        if grid_shape == self.grid_shape and self.pos_embed_interpolation == "resize_only":
+            return self.pos_embed
+        return resample_pos_embed(self.pos_embed, self.grid_shape, grid_shape)
+
+    def call(self, patch_grid, part_index=None):
+        batch = ops.shape(patch_grid)[0]
+        grid_shape = patch_grid.shape[1:3]
+        patches = ops.reshape(patch_grid, (batch, -1, self.hidden_dim))
+        patches = patches + self.patch_positions(grid_shape)
+        if part_index is None:
+            parts = self.part_tokens + self.part_pos
+        else:
+            index = ops.reshape(ops.cast(part_index, "int32"), (1,))
+            parts = ops.take(self.part_tokens + self.part_pos, index, axis=0)
+        special = ops.concatenate([self.cls_token + self.cls_pos, parts], axis=0)
+        special = ops.broadcast_to(
+            ops.cast(special, patches.dtype)[None], (batch, *special.shape)
+        )
+        return ops.concatenate([special, patches], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        batch, grid_h, grid_w, _ = input_shape
+        return (batch, 1 + self.num_parts + grid_h * grid_w, self.hidden_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "grid_shape": list(self.grid_shape),
+            "num_parts": self.num_parts,
+            "pos_embed_interpolation": self.pos_embed_interpolation,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class TransformerBlock(keras.layers.Layer):
+    """Pre-norm ViT block: fused qkv attention and a GELU MLP, drop path."""
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        mlp_dim,
+        drop_path_rate=0.0,
+        dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.mlp_dim = mlp_dim
+        self.drop_path_rate = drop_path_rate
+        self.dropout_rate = dropout_rate
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.head_dim = hidden_dim // num_heads
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                kernel_initializer=_trunc_normal(),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        def norm(name):
+            return keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=name
+            )
+
+        self.norm1 = norm("norm1")
+        self.qkv = dense(3 * hidden_dim, "qkv")  # rows [q; k; v] like PyTorch
+        self.proj = dense(hidden_dim, "proj")
+        self.norm2 = norm("norm2")
+        self.fc1 = dense(mlp_dim, "fc1")
+        self.fc2 = dense(hidden_dim, "fc2")
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.drop_path = DropPath(drop_path_rate, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        mlp_shape = (*input_shape[:-1], self.mlp_dim)
+        for layer, shape in [
+            (self.norm1, input_shape),
+            (self.qkv, input_shape),
+            (self.proj, input_shape),
+            (self.norm2, input_shape),
+            (self.fc1, input_shape),
+            (self.fc2, mlp_shape),
+        ]:
+            layer.build(shape)
+
+    def _split_heads(self, x):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (batch, length, 3, self.num_heads, self.head_dim))
+        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, T, H, hd) each
+
+    def attention_weights(self, x):
+        """Softmax attention of this block for the input `x`: (B, H, T, T)."""
+        query, key, _ = self._split_heads(self.norm1(x))
+        logits = ops.einsum("bqhd,bkhd->bhqk", query, key) * self.head_dim**-0.5
+        return ops.softmax(ops.cast(logits, "float32"), axis=-1)
+
+    def call(self, x, training=None):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        query, key, value = self._split_heads(self.norm1(x))
+        attended = ops.dot_product_attention(query, key, value)
+        attended = ops.reshape(attended, (batch, length, self.hidden_dim))
+        y = self.dropout(self.proj(attended), training=training)
+        x = x + self.drop_path(y, training=training)
+        y = self.fc1(self.norm2(x))
+        y = self.dropout(keras.activations.gelu(y, approximate=False), training=training)
+        y = self.dropout(self.fc2(y), training=training)
+        return x + self.drop_path(y, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "mlp_dim": self.mlp_dim,
+            "drop_path_rate": self.drop_path_rate,
+            "dropout_rate": self.dropout_rate,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }

@@ -1,0 +1,125 @@
+"""Preset handles: named presets, grid-changing loads, atomic saves."""
+
+import os
+import shutil
+import uuid
+
+from keras import ops
+from keras_hub.src.utils.preset_utils import CONFIG_FILE, load_json
+
+from keras_pass.models.pos_embed import grid_size, resample_pos_embed
+from keras_pass.models.presets import PASS_PRESETS
+
+GRID_KEYS = ("image_shape", "patch_size", "stride")
+
+
+def presets_home():
+    home = os.environ.get("KERAS_PASS_HOME", os.path.join("~", ".keras", "keras_pass"))
+    return os.path.join(os.path.expanduser(home), "presets")
+
+
+def list_presets():
+    """Named presets: `{name: metadata}` with `local_dir` and `available`."""
+    return {
+        name: {
+            **meta,
+            "local_dir": os.path.join(presets_home(), name),
+            "available": os.path.isfile(os.path.join(presets_home(), name, CONFIG_FILE)),
+        }
+        for name, meta in PASS_PRESETS.items()
+    }
+
+
+def conversion_hint(name):
+    meta = PASS_PRESETS[name]
+    height, width = meta["image_size"]
+    target = os.path.join(presets_home(), name)
+    return (
+        f"Preset '{name}' ({meta['description']}) is not available locally and "
+        "keras-pass downloads nothing. Download the official PyTorch checkpoint "
+        f"from {meta['official_url']} , then convert it once:\n"
+        f"  python tools/convert_pass_checkpoint.py CHECKPOINT.pth {target} "
+        f"--arch {meta['arch']} --image-size {height} {width} --stride {meta['stride']}\n"
+        "(set KERAS_PASS_HOME to keep presets elsewhere)."
+    )
+
+
+def resolve_preset(preset):
+    """Maps a handle to something `keras_hub` can load, or explains why not."""
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(f"Expected a preset name or directory. Received: preset={preset!r}")
+    preset = os.fspath(preset)
+    if "://" in preset:
+        return preset  # kaggle://, hf://, gs:// handles go to keras_hub as is.
+    if preset in PASS_PRESETS:
+        local = os.path.join(presets_home(), preset)
+        if os.path.isfile(os.path.join(local, CONFIG_FILE)):
+            return local
+        raise ValueError(conversion_hint(preset))
+    if os.path.isdir(preset):
+        if not os.path.isfile(os.path.join(preset, CONFIG_FILE)):
+            raise ValueError(
+                f"Expected a preset directory with {CONFIG_FILE} (written by "
+                f"`save_to_preset` or the converter). Received: preset={preset}"
+            )
+        return preset
+    raise ValueError(
+        "Expected an existing preset directory or one of the named presets "
+        f"{sorted(PASS_PRESETS)}. Received: preset={preset}"
+    )
+
+
+def _grid(config):
+    height, width = config["image_shape"][:2]
+    return tuple(grid_size(s, config["patch_size"], config["stride"]) for s in (height, width))
+
+
+def changes_grid(handle, overrides):
+    """Whether config overrides give the patch grid another shape."""
+    if not any(key in overrides for key in GRID_KEYS):
+        return False
+    config = load_json(handle, CONFIG_FILE)["config"]
+    return _grid(config) != _grid({**config, **overrides})
+
+
+def transfer_weights(source, target):
+    """Copies weights between backbones, resizing `pos_embed` bilinearly.
+
+    Bilinear, as the official fine-tuning loader resizes the grid once.
+    """
+    target_variables = {v.path: v for v in target.weights}
+    for variable in source.weights:
+        value = variable.value
+        if variable.path.endswith("embeddings/pos_embed"):
+            value = resample_pos_embed(
+                value, source.grid_shape, target.grid_shape, "bilinear"
+            )
+        destination = target_variables.get(variable.path)
+        if destination is None or tuple(destination.shape) != tuple(value.shape):
+            raise ValueError(
+                f"Expected weight '{variable.path}' of shape {tuple(value.shape)} "
+                "to fit the new config; only the patch grid may change. "
+                f"Received: {None if destination is None else tuple(destination.shape)}"
+            )
+        destination.assign(ops.cast(value, destination.dtype))
+
+
+def save_preset_atomically(save, preset_dir, *args):
+    """Runs `save(tmp_dir, *args)`, then swaps `tmp_dir` into `preset_dir`.
+
+    An interrupted save leaves the previous preset untouched.
+    """
+    preset_dir = os.path.abspath(os.fspath(preset_dir))
+    parent = os.path.dirname(preset_dir)
+    os.makedirs(parent, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    staging = os.path.join(parent, f".{os.path.basename(preset_dir)}.tmp-{token}")
+    retired = os.path.join(parent, f".{os.path.basename(preset_dir)}.old-{token}")
+    try:
+        save(staging, *args)
+        if os.path.exists(preset_dir):
+            os.rename(preset_dir, retired)
+        os.rename(staging, preset_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,142 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_pass import PASSBackbone
+from keras_pass.models.configs import ARCHITECTURES, arch_config
+from tests.helpers import TINY_BACKBONE, run_model_test, to_numpy, tree_to_numpy
+
+
+class TestPASSBackbone:
+    def setup_method(self):
+        self.init_kwargs = dict(TINY_BACKBONE)
+        self.images = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+
+    def test_backbone_basics(self, tmp_path):
+        run_model_test(
+            PASSBackbone,
+            self.init_kwargs,
+            self.images,
+            {"cls": (2, 32), "parts": (2, 3, 32), "tokens": (2, 1 + 3 + 8, 32)},
+            tmp_path,
+        )
+
+    def test_encode_native_size_matches_functional_call(self):
+        backbone = PASSBackbone(**self.init_kwargs)
+        np.testing.assert_allclose(
+            to_numpy(backbone.encode(self.images)["tokens"]),
+            to_numpy(backbone(self.images)["tokens"]),
+            atol=1e-6,
+        )
+
+    def test_local_view_uses_only_its_part_token(self):
+        backbone = PASSBackbone(**self.init_kwargs)
+        local = self.images[:, :32]
+        before = {i: tree_to_numpy(backbone.encode(local, part_index=i)) for i in (0, 1)}
+        assert before[1]["parts"].shape == (2, 1, 32)
+        assert before[1]["tokens"].shape == (2, 2 + 2 * 2, 32)
+        tokens = to_numpy(backbone.embeddings.part_tokens)
+        # Random moves (a constant shift would vanish in LayerNorm).
+        tokens[[0, 2]] += np.random.default_rng(1).normal(size=(2, 32))
+        backbone.embeddings.part_tokens.assign(tokens)
+        after = {i: tree_to_numpy(backbone.encode(local, part_index=i)) for i in (0, 1)}
+        np.testing.assert_allclose(after[1]["cls"], before[1]["cls"], atol=1e-6)
+        assert np.abs(after[0]["cls"] - before[0]["cls"]).max() > 1e-3
+
+    def test_traced_part_index_matches_python_int(self):
+        backbone = PASSBackbone(**self.init_kwargs)
+        local = self.images[:, :32]
+        expected = to_numpy(backbone.encode(local, part_index=2)["cls"])
+        if keras.config.backend() == "jax":
+            import jax
+
+            fn = jax.jit(lambda x, i: backbone.encode(x, part_index=i)["cls"])
+        else:
+            import tensorflow as tf
+
+            fn = tf.function(lambda x, i: backbone.encode(x, part_index=i)["cls"])
+        out = fn(local, keras.ops.convert_to_tensor(2, "int32"))
+        np.testing.assert_allclose(to_numpy(out), expected, atol=1e-5)
+
+    def test_reid_features_concat_cls_and_mean_parts(self):
+        backbone = PASSBackbone(**self.init_kwargs)
+        outputs = tree_to_numpy(backbone.encode(self.images))
+        expected = np.concatenate([outputs["cls"], outputs["parts"].mean(1)], -1)
+        np.testing.assert_allclose(to_numpy(backbone.reid_features(self.images)), expected, atol=1e-5)
+
+    def test_any_size_and_overlapping_stride(self):
+        backbone = PASSBackbone(**{**self.init_kwargs, "stride": 8})
+        assert backbone.grid_shape == (7, 3)
+        out = backbone.encode(np.zeros((1, 48, 32, 3), "float32"))
+        assert tuple(out["tokens"].shape) == (1, 4 + 5 * 3, 32)
+
+    def test_pos_embed_interpolation_always_differs_only_at_native_size(self):
+        resize_only = PASSBackbone(**self.init_kwargs)
+        always = PASSBackbone(**{**self.init_kwargs, "pos_embed_interpolation": "always"})
+        always.set_weights(resize_only.get_weights())
+        native = [to_numpy(m.encode(self.images)["cls"]) for m in (resize_only, always)]
+        assert np.abs(native[0] - native[1]).max() > 1e-4
+        local = [to_numpy(m.encode(self.images[:, :32], 0)["cls"]) for m in (resize_only, always)]
+        np.testing.assert_allclose(local[0], local[1], atol=1e-6)
+
+    def test_last_selfattention(self):
+        backbone = PASSBackbone(**self.init_kwargs)
+        attention = to_numpy(backbone.get_last_selfattention(self.images))
+        assert attention.shape == (2, 2, 12, 12)
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+
+    def test_drop_path_only_in_training(self):
+        backbone = PASSBackbone(**{**self.init_kwargs, "drop_path_rate": 0.5})
+        eval_runs = [to_numpy(backbone.encode(self.images)["cls"]) for _ in range(2)]
+        np.testing.assert_array_equal(*eval_runs)
+        train = to_numpy(backbone.encode(self.images, training=True)["cls"])
+        assert np.abs(train - eval_runs[0]).max() > 1e-4
+
+    @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+    def test_mixed_precision(self, policy):
+        backbone = PASSBackbone(**self.init_kwargs, dtype=policy)
+        out = to_numpy(keras.ops.cast(backbone.encode(self.images)["cls"], "float32"))
+        assert np.all(np.isfinite(out))
+        assert backbone.embeddings.pos_embed.dtype == "float32"
+
+    def test_arch_configs(self):
+        assert set(ARCHITECTURES) == {"vit_tiny", "vit_small", "vit_base"}
+        small = arch_config("vit_small")
+        assert (small["hidden_dim"], small["num_layers"], small["num_heads"]) == (384, 12, 6)
+        assert small["image_shape"] == (256, 128, 3) and small["patch_size"] == 16
+        base = ARCHITECTURES["vit_base"]
+        assert (base["hidden_dim"], base["num_layers"], base["num_heads"]) == (768, 12, 12)
+        with pytest.raises(ValueError, match="arch"):
+            arch_config("vit_huge")
+        tiny = PASSBackbone.from_arch("vit_tiny", image_shape=(32, 16, 3), num_layers=1)
+        assert tiny.hidden_dim == 192
+
+    @pytest.mark.parametrize(
+        "kwargs,match",
+        [
+            ({"num_parts": 0}, "num_parts"),
+            ({"image_shape": (None, 32, 3)}, "index -3"),
+            ({"image_shape": (60, 32, 3)}, "divisible by stride"),
+            ({"stride": 20}, "stride"),
+            ({"num_heads": 3}, "num_heads"),
+            ({"pos_embed_interpolation": "sometimes"}, "pos_embed_interpolation"),
+        ],
+    )
+    def test_bad_construction_arguments(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            PASSBackbone(**{**self.init_kwargs, **kwargs})
+
+    @pytest.mark.parametrize(
+        "shape,part_index,match",
+        [
+            ((2, 64, 32), None, "images.shape"),
+            ((2, 64, 32, 1), None, "images.shape"),
+            ((2, 60, 32, 3), None, "divisible"),
+            ((2, 32, 32, 3), 3, "part_index"),
+            ((2, 32, 32, 3), -1, "part_index"),
+        ],
+    )
+    def test_bad_encode_inputs(self, shape, part_index, match):
+        backbone = PASSBackbone(**self.init_kwargs)
+        with pytest.raises(ValueError, match=match):
+            backbone.encode(np.zeros(shape, "float32"), part_index=part_index)
