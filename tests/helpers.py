@@ -66,3 +66,31 @@ def run_python(code, backend, cwd=REPO_ROOT, timeout=600):
 
 def other_backend():
     return "tensorflow" if keras.config.backend() == "jax" else "jax"
+
+
+TINY_HEAD = dict(out_dim=64, head_hidden_dim=32, bottleneck_dim=16)
+
+
+def tiny_pretrainer(**kwargs):
+    from keras_pass import PASSBackbone
+    from keras_pass.pretraining import PASSPretrainer
+
+    backbone = PASSBackbone(
+        **TINY_BACKBONE, drop_path_rate=kwargs.pop("drop_path_rate", 0.0),
+        pos_embed_interpolation="always", dtype=kwargs.pop("dtype", None),
+    )
+    return PASSPretrainer(backbone, **{**TINY_HEAD, **kwargs})
+
+
+def tiny_crops(batch=4, seed=0, num_parts=3, crops_per_part=2):
+    rng = np.random.default_rng(seed)
+    return {
+        "global_crops": rng.normal(size=(batch, 2, 64, 32, 3)).astype("float32"),
+        "local_crops": rng.normal(size=(batch, num_parts, crops_per_part, 32, 16, 3)).astype("float32"),
+    }
+
+
+def repeated_dataset(data, batch_size):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).repeat()

@@ -91,7 +91,9 @@ class PartTokenEmbedding(keras.layers.Layer):
 
     Call with `part_index=None` for a global view (`[CLS, PART_1..L, ...]`) or
     `part_index=i` for a local view of region i (`[CLS, PART_i, ...]`); `i` may
-    be a Python int or an integer tensor (e.g. traced under jit).
+    be a Python int, a scalar integer tensor (e.g. traced under jit) or a
+    `(B,)` vector giving each sample its own region, so local crops of all
+    regions can share one batch.
     """
 
     def __init__(
@@ -137,15 +139,17 @@ class PartTokenEmbedding(keras.layers.Layer):
         grid_shape = patch_grid.shape[1:3]
         patches = ops.reshape(patch_grid, (batch, -1, self.hidden_dim))
         patches = patches + self.patch_positions(grid_shape)
-        if part_index is None:
-            parts = self.part_tokens + self.part_pos
-        else:
-            index = ops.reshape(ops.cast(part_index, "int32"), (1,))
-            parts = ops.take(self.part_tokens + self.part_pos, index, axis=0)
-        special = ops.concatenate([self.cls_token + self.cls_pos, parts], axis=0)
-        special = ops.broadcast_to(
-            ops.cast(special, patches.dtype)[None], (batch, *special.shape)
-        )
+        parts = self.part_tokens + self.part_pos
+        if part_index is not None:
+            index = ops.cast(part_index, "int32")
+            if len(index.shape) == 1:  # one region per sample: (B, 1, D)
+                parts = ops.take(parts, index, axis=0)[:, None]
+            else:
+                parts = ops.take(parts, ops.reshape(index, (1,)), axis=0)
+        if len(parts.shape) == 2:
+            parts = ops.broadcast_to(parts[None], (batch, *parts.shape))
+        cls = ops.broadcast_to((self.cls_token + self.cls_pos)[None], (batch, 1, self.hidden_dim))
+        special = ops.cast(ops.concatenate([cls, parts], axis=1), patches.dtype)
         return ops.concatenate([special, patches], axis=1)
 
     def compute_output_shape(self, input_shape):

@@ -1,5 +1,8 @@
 """Up-front argument checks with errors worded "Expected X. Received: ..."."""
 
+import numpy as np
+
+
 def validate_backbone_args(image_shape, patch_size, stride, hidden_dim, num_heads, num_parts):
     if len(image_shape) != 3:
         raise ValueError(
@@ -38,13 +41,19 @@ def validate_image_size(size, patch_size, stride, name):
             )
 
 
-def validate_part_index(part_index, num_parts):
-    if part_index is None or not isinstance(part_index, int):
-        return  # tensors are traced indices: checked by the caller's data
-    if isinstance(part_index, bool) or not 0 <= part_index < num_parts:
+def validate_part_index(part_index, num_parts, batch_size=None):
+    if part_index is None or (hasattr(part_index, "dtype") and not isinstance(part_index, np.ndarray)):
+        return  # backend tensors may be traced: their values are the caller's
+    indices = np.asarray(part_index)
+    valid = indices.dtype.kind in "iu" and indices.ndim <= 1
+    valid = valid and np.all((indices >= 0) & (indices < num_parts))
+    if indices.ndim == 1 and batch_size is not None:
+        valid = valid and indices.shape[0] == batch_size
+    if not valid or isinstance(part_index, bool):
         raise ValueError(
-            f"Expected `part_index` None or an int in [0, {num_parts - 1}]. "
-            f"Received: part_index={part_index}"
+            f"Expected `part_index` None, an int in [0, {num_parts - 1}] or "
+            "one such int per sample. Received: part_index="
+            f"{part_index if indices.size < 20 else indices.shape}"
         )
 
 
@@ -57,5 +66,5 @@ def validate_images(images, backbone, part_index=None):
             f"Received: images.shape={shape}"
         )
     validate_image_size(shape[1:3], backbone.patch_size, backbone.stride, "images.shape[1:3]")
-    validate_part_index(part_index, backbone.num_parts)
+    validate_part_index(part_index, backbone.num_parts, shape[0])
 

@@ -140,3 +140,18 @@ class TestPASSBackbone:
         backbone = PASSBackbone(**self.init_kwargs)
         with pytest.raises(ValueError, match=match):
             backbone.encode(np.zeros(shape, "float32"), part_index=part_index)
+
+
+def test_per_sample_part_index_matches_separate_calls():
+    backbone = PASSBackbone(**TINY_BACKBONE)
+    local = np.random.default_rng(2).normal(size=(3, 32, 16, 3)).astype("float32")
+    mixed = backbone.encode(local, part_index=np.array([2, 0, 1]))
+    for sample, region in enumerate([2, 0, 1]):
+        alone = backbone.encode(local[sample : sample + 1], part_index=region)
+        np.testing.assert_allclose(
+            to_numpy(mixed["tokens"])[sample], to_numpy(alone["tokens"])[0], atol=1e-5
+        )
+    with pytest.raises(ValueError, match="part_index"):
+        backbone.encode(local, part_index=np.array([0, 1]))
+    with pytest.raises(ValueError, match="part_index"):
+        backbone.encode(local, part_index=np.array([0, 1, 3]))

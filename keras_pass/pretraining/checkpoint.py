@@ -1,0 +1,120 @@
+"""Resumable pre-training: atomic step checkpoints and a non-finite guard."""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+
+from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+
+WEIGHTS_FILE = "latest.weights.h5"
+RNG_FILE = "rng_state.npz"
+STATE_FILE = "training_state.json"
+
+
+def _rng_variables(model):
+    """Seed-generator states (drop path, dropout): not part of save_weights."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Raises as soon as the loss is NaN/inf, before anything is saved."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(keras.ops.convert_to_numpy(loss))):
+            sync_state_for_callbacks(self.model)
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            raise NonFiniteLossError(
+                f"Loss is {float(keras.ops.convert_to_numpy(loss))} at step {step}: "
+                "stopping. The last checkpoint (if any) was written before this "
+                "step and is untouched; lower the learning rate, raise the "
+                "teacher temperature warm-up or use mixed_bfloat16 instead of float16."
+            )
+
+
+def _atomic_write(path, write):
+    """`write(tmp)` then rename over `path`: a crash never leaves half a file."""
+    staging = os.path.join(os.path.dirname(path), f".tmp{os.getpid()}.{os.path.basename(path)}")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+class PretrainingCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state every `save_freq` steps and at epoch
+    ends, atomically (temp file + rename): student, teacher, centers,
+    schedule variables and optimizer state (iteration counter included).
+
+    `PASSPretrainer.fit` restores it before training and continues from the
+    saved step, finishing an interrupted epoch first. The data pipeline
+    restarts from its first batch.
+    """
+
+    def __init__(self, directory, save_freq=100):
+        super().__init__()
+        if not (save_freq == "epoch" or (isinstance(save_freq, int) and save_freq > 0)):
+            raise ValueError(f"Expected save_freq 'epoch' or an int > 0. Received: save_freq={save_freq}")
+        self.directory = os.fspath(directory)
+        self.save_freq = save_freq
+        self.steps_per_epoch = None  # set by PASSPretrainer.fit
+
+    @property
+    def weights_path(self):
+        return os.path.join(self.directory, WEIGHTS_FILE)
+
+    def saved_state(self):
+        path = os.path.join(self.directory, STATE_FILE)
+        if not (os.path.exists(path) and os.path.exists(self.weights_path)):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def restore(self, model):
+        """Loads the latest checkpoint into `model`; returns its state dict."""
+        state = self.saved_state()
+        if state is not None:
+            model.load_weights(self.weights_path)
+            rng = np.load(os.path.join(self.directory, RNG_FILE))
+            for i, variable in enumerate(_rng_variables(model)):
+                variable.assign(rng[f"state_{i}"])
+        return state
+
+    def _save(self, epoch):
+        sync_state_for_callbacks(self.model)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        os.makedirs(self.directory, exist_ok=True)
+        _atomic_write(self.weights_path, lambda p: self.model.save_weights(p))
+        rng = {f"state_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_rng_variables(self.model))}
+        _atomic_write(os.path.join(self.directory, RNG_FILE), lambda p: np.savez(open(p, "wb"), **rng))
+        state = {"global_step": step, "epoch": epoch, "steps_per_epoch": self.steps_per_epoch}
+        if self.steps_per_epoch:
+            state["epoch"], state["step_in_epoch"] = divmod(step, self.steps_per_epoch)
+        _atomic_write(
+            os.path.join(self.directory, STATE_FILE),
+            lambda p: open(p, "w").write(json.dumps(state)),
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        sync_state_for_callbacks(self.model)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % self.save_freq == 0:
+            self._save(self._epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1)

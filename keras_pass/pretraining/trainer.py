@@ -1,0 +1,295 @@
+"""`PASSPretrainer`: student, EMA teacher and the part-aware loss in `fit`.
+
+One step, as in the release (`PASS/main_pass.py`):
+1. the teacher encodes the 2 global crops; the student encodes the global
+   crops (one batch) and all local crops (one batch, each crop with the
+   `[PART]` token of its region);
+2. loss = `pass_loss(...)` with the current centers and teacher temperature;
+3. gradients of the student, clipped per parameter (norm <= `clip_grad`),
+   last layers' gradients zeroed while `last_layer_frozen`;
+4. AdamW step (decoupled, scheduled weight decay on ndim > 1 parameters);
+5. teacher <- m * teacher + (1 - m) * student, with the UPDATED student;
+6. centers <- 0.9 * centers + 0.1 * mean teacher logits.
+
+Steps 3-6 are backend-agnostic (`keras.ops`); computing gradients and
+applying the optimizer is per backend in `backend_train_steps.py`.
+
+Deviation: while the last layer is frozen, the scheduled weight decay still
+shrinks its kernel (PyTorch's AdamW skips parameters whose grad is None).
+The head normalises that kernel, so its output is unchanged; only the norm
+the next Adam steps act on is smaller (by ~1% over a full LUPerson epoch 1).
+"""
+
+import keras
+from keras import ops
+
+from keras_pass.models.heads import DINOHead
+from keras_pass.pretraining import backend_train_steps
+from keras_pass.pretraining.checkpoint import NonFiniteLossGuard, PretrainingCheckpoint
+from keras_pass.pretraining.loss import (
+    collapse_metrics,
+    pass_loss_terms,
+    update_centers,
+)
+from keras_pass.pretraining.optimizer import ScheduledAdamW
+
+
+def _state(model, name, value, shape=(), aggregation="none"):
+    return model.add_weight(
+        shape=shape,
+        initializer=keras.initializers.Constant(value),
+        trainable=False,
+        dtype="float32",
+        aggregation=aggregation,
+        name=name,
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class PASSPretrainer(keras.Model):
+    """PASS pre-training of a `PASSBackbone` with `model.fit(pass_dataset)`.
+
+    Args:
+        backbone: the student `PASSBackbone` (build it with
+            `drop_path_rate=0.1` and `pos_embed_interpolation="always"` to
+            match the release). The teacher is a copy without drop path.
+        out_dim, head_hidden_dim, bottleneck_dim: DINO head sizes
+            (65536, 2048, 256 in the release).
+        teacher_temp, student_temp: tau_t (scheduled by
+            `TeacherTemperatureScheduler`) and tau_s.
+        center_momentum: EMA momentum of the four centers.
+        teacher_momentum: initial EMA momentum (scheduled by
+            `TeacherMomentumScheduler`).
+        clip_grad: per-parameter gradient norm limit; `None` disables.
+
+    Data: dicts `{"global_crops": (B, 2, H, W, 3), "local_crops":
+    (B, L, J, h, w, 3)}` as made by `make_pass_dataset`.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        out_dim=65536,
+        head_hidden_dim=2048,
+        bottleneck_dim=256,
+        teacher_temp=0.04,
+        student_temp=0.1,
+        center_momentum=0.9,
+        teacher_momentum=0.996,
+        clip_grad=3.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.head_config = dict(out_dim=out_dim, hidden_dim=head_hidden_dim, bottleneck_dim=bottleneck_dim)
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.clip_grad = clip_grad
+        self.num_parts = backbone.num_parts
+
+        self.student_backbone = backbone
+        self.student_heads = self._make_heads()
+        teacher_config = {**backbone.get_config(), "drop_path_rate": 0.0, "name": "teacher_backbone"}
+        self.teacher_backbone = backbone.__class__.from_config(teacher_config)
+        self.teacher_heads = self._make_heads()
+        for head in self.student_heads + self.teacher_heads:
+            head.build((None, backbone.hidden_dim))
+        self.teacher_backbone.set_weights(backbone.get_weights())
+        for student, teacher in zip(self.student_heads, self.teacher_heads):
+            teacher.set_weights(student.get_weights())
+        self.teacher_backbone.trainable = False
+        for head in self.teacher_heads:
+            head.trainable = False
+
+        # Averaged across replicas: each replica sees part of the batch.
+        self.centers = _state(self, "centers", 0.0, (1 + self.num_parts, out_dim), "mean")
+        self.teacher_temp = _state(self, "teacher_temp", teacher_temp)
+        self.teacher_momentum = _state(self, "teacher_momentum", teacher_momentum)
+        self.last_layer_frozen = _state(self, "last_layer_frozen", 0.0)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", "cls_loss", "part_loss", "teacher_entropy", "center_kl")
+        }
+        self._ema_pairs = self._pair_student_with_teacher()
+        self.built = True  # every weight exists: load_weights works before fit
+
+    def _make_heads(self):
+        names = ["cls_head"] + [f"part{i + 1}_head" for i in range(self.num_parts)]
+        return [DINOHead(**self.head_config, dtype="float32", name=name) for name in names]
+
+    def _pair_student_with_teacher(self):
+        pairs = []
+        for student, teacher in [(self.student_backbone, self.teacher_backbone)] + list(
+            zip(self.student_heads, self.teacher_heads)
+        ):
+            by_path = {v.path: v for v in teacher.weights}
+            pairs += [(v, by_path[v.path]) for v in student.trainable_weights]
+        return pairs
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # === Forward ===
+
+    def _head_logits(self, heads, outputs, part_index=None):
+        """Logits per token: (N, 1+L, K) for globals, (N, 2, K) for locals."""
+        cls = heads[0](outputs["cls"])
+        if part_index is None:
+            parts = [heads[1 + i](outputs["parts"][:, i]) for i in range(self.num_parts)]
+            return ops.stack([cls] + parts, axis=1)
+        # Locals arrive grouped by region: rows [i*n, (i+1)*n) are region i.
+        per_region = ops.split(outputs["parts"][:, 0], self.num_parts, axis=0)
+        parts = ops.concatenate([heads[1 + i](x) for i, x in enumerate(per_region)], axis=0)
+        return ops.stack([cls, parts], axis=1)
+
+    def _encode_globals(self, backbone, heads, global_crops, training):
+        batch = ops.shape(global_crops)[0]
+        views = ops.reshape(ops.swapaxes(global_crops, 0, 1), (-1, *global_crops.shape[2:]))
+        logits = self._head_logits(heads, backbone.encode(views, training=training))
+        return ops.reshape(logits, (2, batch, 1 + self.num_parts, -1))
+
+    def _encode_locals(self, local_crops, training):
+        batch = ops.shape(local_crops)[0]
+        num_parts, crops_per_part = local_crops.shape[1:3]
+        views = ops.transpose(local_crops, (1, 2, 0, 3, 4, 5))  # (L, J, B, h, w, 3)
+        views = ops.reshape(views, (-1, *local_crops.shape[3:]))
+        region = ops.repeat(ops.arange(num_parts, dtype="int32"), crops_per_part * batch)
+        outputs = self.student_backbone.encode(views, part_index=region, training=training)
+        logits = self._head_logits(self.student_heads, outputs, part_index=region)
+        return ops.reshape(logits, (num_parts, crops_per_part, batch, 2, -1))
+
+    def call(self, data, training=False):
+        """Student logits of the global and local views."""
+        return {
+            "student_global": self._encode_globals(
+                self.student_backbone, self.student_heads, data["global_crops"], training
+            ),
+            "student_local": self._encode_locals(data["local_crops"], training),
+        }
+
+    def compute_pass_loss(self, data, training=True):
+        """Returns (loss, aux) for one batch; no state is changed."""
+        teacher_global = ops.stop_gradient(
+            self._encode_globals(
+                self.teacher_backbone, self.teacher_heads, data["global_crops"], False
+            )
+        )
+        student = self(data, training=training)
+        cls_sum, cls_count, part_sum, part_count = pass_loss_terms(
+            teacher_global,
+            student["student_global"],
+            student["student_local"],
+            self.centers,
+            self.teacher_temp,
+            self.student_temp,
+        )
+        loss = (cls_sum + part_sum) / (cls_count + part_count)
+        aux = {
+            "teacher_global": teacher_global,
+            "cls_loss": cls_sum / cls_count,
+            "part_loss": part_sum / part_count,
+        }
+        return loss, aux
+
+    # === Update (backend-agnostic pieces of the train step) ===
+
+    def prepare_gradients(self, grads):
+        """Per-parameter clipping, then zeroing the frozen last layers."""
+        prepared = []
+        keep = 1.0 - self.last_layer_frozen
+        for variable, grad in zip(self.trainable_variables, grads):
+            if self.clip_grad is not None:
+                norm = ops.sqrt(ops.sum(ops.square(ops.cast(grad, "float32"))))
+                factor = ops.minimum(1.0, self.clip_grad / (norm + 1e-6))
+                grad = grad * ops.cast(factor, grad.dtype)
+            if variable.path.endswith("last_layer"):
+                grad = grad * ops.cast(keep, grad.dtype)
+            prepared.append(grad)
+        return prepared
+
+    def finish_step(self, loss, aux):
+        """EMA teacher (after the optimizer step), centers, metrics."""
+        momentum = self.teacher_momentum
+        for student, teacher in self._ema_pairs:
+            teacher.assign(momentum * teacher + (1.0 - momentum) * ops.cast(student, teacher.dtype))
+        teacher_global = aux["teacher_global"]
+        entropy, kl = collapse_metrics(teacher_global, self.centers, self.teacher_temp)
+        self.centers.assign(update_centers(self.centers, teacher_global, self.center_momentum))
+        values = {
+            "loss": loss,
+            "cls_loss": aux["cls_loss"],
+            "part_loss": aux["part_loss"],
+            "teacher_entropy": entropy,
+            "center_kl": kl,
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, *args):
+        return backend_train_steps.train_step(self, *args)
+
+    def fit(self, x=None, epochs=1, callbacks=None, steps_per_epoch=None, initial_epoch=0, **kwargs):
+        """`keras.Model.fit` that stops on a non-finite loss and resumes from
+        a `PretrainingCheckpoint` in `callbacks`: the saved step is restored
+        and, with `steps_per_epoch` given, the interrupted epoch is finished
+        before the next ones."""
+        kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
+        callbacks = [NonFiniteLossGuard()] + list(callbacks or [])
+        checkpoints = [c for c in callbacks if isinstance(c, PretrainingCheckpoint)]
+        for checkpoint in checkpoints:
+            checkpoint.steps_per_epoch = steps_per_epoch
+        saved = checkpoints[0].restore(self) if checkpoints else None
+        earlier = None
+        if saved:
+            initial_epoch = saved["epoch"]
+            done = saved.get("step_in_epoch", 0) if steps_per_epoch else 0
+            if done and initial_epoch < epochs:
+                earlier = super().fit(
+                    x, epochs=initial_epoch + 1, initial_epoch=initial_epoch,
+                    steps_per_epoch=steps_per_epoch - done, callbacks=callbacks, **kwargs,
+                )
+                initial_epoch += 1
+        history = super().fit(
+            x, epochs=epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, callbacks=callbacks, **kwargs,
+        )
+        if earlier is not None:
+            for key, values in earlier.history.items():
+                history.history[key] = values + history.history.get(key, [])
+        return history
+
+    # === Compile and export ===
+
+    def compile(self, optimizer=None, **kwargs):
+        """Defaults to `ScheduledAdamW`; excludes biases and 1-D weights
+        from weight decay (as the release) and builds the optimizer."""
+        optimizer = optimizer if optimizer is not None else ScheduledAdamW()
+        super().compile(optimizer=optimizer, **kwargs)
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        inner.exclude_from_weight_decay(
+            var_list=[v for v in self.trainable_variables if len(v.shape) <= 1]
+        )
+        self.optimizer.build(self.trainable_variables)
+
+    def save_teacher_preset(self, preset_dir):
+        """The teacher backbone as a preset: what users fine-tune from."""
+        self.teacher_backbone.save_to_preset(preset_dir)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "backbone": keras.saving.serialize_keras_object(self.student_backbone),
+            "out_dim": self.head_config["out_dim"],
+            "head_hidden_dim": self.head_config["hidden_dim"],
+            "bottleneck_dim": self.head_config["bottleneck_dim"],
+            "student_temp": self.student_temp,
+            "center_momentum": self.center_momentum,
+            "clip_grad": self.clip_grad,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

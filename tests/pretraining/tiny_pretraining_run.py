@@ -1,0 +1,75 @@
+"""A tiny deterministic pre-training run, for subprocess tests.
+
+    python -m tests.pretraining.tiny_pretraining_run OUT.npz CKPT_DIR [--kill-at STEP]
+        [--devices N]
+
+Every batch is the same fixed batch, so a resumed run sees the same data as
+an uninterrupted one. With --devices 2 the run is data-parallel over two
+simulated CPU devices (JAX DataParallel / TF MirroredStrategy).
+"""
+
+import argparse
+import os
+import sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("out")
+parser.add_argument("checkpoint_dir", nargs="?")
+parser.add_argument("--kill-at", type=int)
+parser.add_argument("--devices", type=int, default=1)
+parser.add_argument("--steps-per-epoch", type=int, default=4)
+parser.add_argument("--epochs", type=int, default=2)
+args = parser.parse_args()
+if args.devices > 1:
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+
+import contextlib  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_pass.pretraining import PretrainingCheckpoint, pass_schedules  # noqa: E402
+from tests.helpers import tiny_crops, tiny_pretrainer  # noqa: E402
+
+
+def strategy_scope():
+    if args.devices == 1:
+        return contextlib.nullcontext()
+    if keras.config.backend() == "jax":
+        devices = keras.distribution.list_devices("cpu")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.devices)]).scope()
+
+
+class KillAt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+
+        sync_state_for_callbacks(self.model)
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == args.kill_at:
+            sys.stdout.flush()
+            os._exit(3)  # like a killed process: no cleanup, no final save
+
+
+with strategy_scope():
+    keras.utils.set_random_seed(0)
+    model = tiny_pretrainer(drop_path_rate=float(os.environ.get("DROP_PATH", "0.1")))
+    model.compile(jit_compile=False if args.devices > 1 else "auto")
+batch = {k: v[:4] for k, v in tiny_crops(batch=4).items()}
+dataset = tf.data.Dataset.from_tensors(batch).repeat()
+callbacks = pass_schedules(args.epochs, args.steps_per_epoch, batch_size=4, warmup_epochs=1)
+if args.checkpoint_dir:
+    callbacks.append(PretrainingCheckpoint(args.checkpoint_dir, save_freq=1))
+if args.kill_at:
+    callbacks.append(KillAt())
+history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, callbacks=callbacks, verbose=0)
+arrays = {f"teacher_{i}": keras.ops.convert_to_numpy(t) for i, (_, t) in enumerate(model._ema_pairs)}
+arrays.update({f"student_{i}": keras.ops.convert_to_numpy(s) for i, (s, _) in enumerate(model._ema_pairs)})
+arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+arrays["centers"] = keras.ops.convert_to_numpy(model.centers)
+arrays["loss"] = np.array(history.history["loss"])
+np.savez(args.out, **arrays)

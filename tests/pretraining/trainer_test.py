@@ -1,0 +1,122 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pass import PASSBackbone
+from keras_pass.pretraining import (
+    FreezeLastLayer,
+    NonFiniteLossError,
+    PretrainingCheckpoint,
+    TeacherMomentumScheduler,
+)
+from tests.helpers import repeated_dataset, tiny_crops, tiny_pretrainer, to_numpy
+
+
+def _values(variables):
+    return [to_numpy(v).copy() for v in variables]
+
+
+class TestPASSPretrainer:
+    def setup_method(self):
+        self.data = tiny_crops()
+
+    def _fit(self, model, steps=1, callbacks=(), epochs=1, data=None):
+        dataset = repeated_dataset(data or self.data, 4)
+        return model.fit(dataset, steps_per_epoch=steps, epochs=epochs, callbacks=list(callbacks), verbose=0)
+
+    def test_teacher_starts_equal_and_is_not_trained(self):
+        model = tiny_pretrainer()
+        for student, teacher in model._ema_pairs:
+            np.testing.assert_array_equal(to_numpy(student), to_numpy(teacher))
+        assert not any(t.trainable for _, t in model._ema_pairs)
+        assert model.teacher_backbone.drop_path_rate == 0.0
+        trainable = {id(v) for v in model.trainable_variables}
+        assert trainable == {id(s) for s, _ in model._ema_pairs}
+
+    def test_one_step_ema_and_center_updates(self):
+        model = tiny_pretrainer()
+        model.compile()
+        model.teacher_momentum.assign(0.9)  # visible change in one step
+        teacher_before = _values(t for _, t in model._ema_pairs)
+        teacher_logits = to_numpy(
+            model._encode_globals(model.teacher_backbone, model.teacher_heads, self.data["global_crops"], False)
+        )
+        history = self._fit(model, steps=1)
+        assert set(history.history) == {"loss", "cls_loss", "part_loss", "teacher_entropy", "center_kl"}
+        changed = 0
+        for (student, teacher), before in zip(model._ema_pairs, teacher_before):
+            expected = 0.9 * before + 0.1 * to_numpy(student)
+            np.testing.assert_allclose(to_numpy(teacher), expected, atol=1e-6, rtol=0)
+            changed += not np.allclose(to_numpy(teacher), before, atol=1e-7)
+        assert changed > len(teacher_before) // 2  # the teacher really moved
+        np.testing.assert_allclose(
+            to_numpy(model.centers), 0.1 * teacher_logits.mean(axis=(0, 1)), atol=1e-6
+        )
+
+    def test_gradient_clipping_is_per_parameter(self):
+        model = tiny_pretrainer(clip_grad=3.0)
+        rng = np.random.default_rng(0)
+        grads = [rng.normal(scale=s, size=v.shape).astype("float32")
+                 for v, s in zip(model.trainable_variables, np.geomspace(1e-3, 10, len(model.trainable_variables)))]
+        clipped = [to_numpy(g) for g in model.prepare_gradients(grads)]
+        for grad, out in zip(grads, clipped):
+            norm = np.linalg.norm(grad)
+            expected = grad * min(1.0, 3.0 / (norm + 1e-6))
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+        assert any(np.linalg.norm(g) > 3 for g in grads) and any(np.linalg.norm(g) < 3 for g in grads)
+
+    def test_frozen_last_layer_only_decays_and_weight_decay_skips_1d(self):
+        model = tiny_pretrainer()
+        model.compile()
+        last = [v for v in model.trainable_variables if v.path.endswith("last_layer")]
+        one_d = [v for v in model.trainable_variables if len(v.shape) == 1]
+        assert len(last) == 4 and one_d
+        before = _values(last)
+        self._fit(model, steps=1, callbacks=[FreezeLastLayer(steps=1)])
+        optimizer = model.optimizer
+        lr = float(to_numpy(optimizer.learning_rate))
+        wd = float(to_numpy(optimizer.weight_decay_value))
+        for variable, value in zip(last, before):
+            np.testing.assert_allclose(to_numpy(variable), value * (1 - lr * wd), rtol=1e-6, atol=1e-9)
+        assert all(not optimizer._use_weight_decay(v) for v in one_d)
+        assert optimizer._use_weight_decay(model.student_backbone.embeddings.cls_token)
+
+    def test_schedule_callback_drives_the_ema(self):
+        model = tiny_pretrainer()
+        model.compile()
+        self._fit(model, steps=3, callbacks=[TeacherMomentumScheduler(total_steps=4, start=0.5, end=1.0)])
+        # Values set before steps 0, 1, 2: the last one is cosine(2/4).
+        np.testing.assert_allclose(float(to_numpy(model.teacher_momentum)), 0.75, atol=1e-6)
+
+    @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+    def test_mixed_precision_stays_finite(self, policy):
+        if policy == "mixed_float16" and keras.config.backend() == "jax":
+            pytest.skip("XLA:CPU has no float16 dot with float32 accumulation (GPU only)")
+        model = tiny_pretrainer(dtype=policy)
+        model.compile()
+        history = self._fit(model, steps=3)
+        assert np.all(np.isfinite(history.history["loss"]))
+        assert model.student_backbone.compute_dtype == policy.split("_")[1]
+        assert model.centers.dtype == "float32"
+
+    def test_non_finite_loss_stops_and_keeps_last_checkpoint(self, tmp_path):
+        model = tiny_pretrainer()
+        model.compile()
+        checkpoint = PretrainingCheckpoint(tmp_path / "ckpt", save_freq=1)
+        self._fit(model, steps=2, callbacks=[checkpoint])
+        saved = open(checkpoint.weights_path, "rb").read()
+        bad = {k: np.full_like(v, np.nan) for k, v in self.data.items()}
+        with pytest.raises(NonFiniteLossError, match="untouched"):
+            self._fit(model, steps=2, callbacks=[checkpoint], data=bad, epochs=3)
+        assert open(checkpoint.weights_path, "rb").read() == saved
+        assert [f for f in os.listdir(tmp_path / "ckpt") if f.startswith(".tmp")] == []
+
+    def test_teacher_preset_export(self, tmp_path):
+        model = tiny_pretrainer()
+        model.teacher_backbone.embeddings.cls_pos.assign(np.ones((1, 32), "float32"))
+        model.save_teacher_preset(str(tmp_path / "teacher"))
+        restored = PASSBackbone.from_preset(str(tmp_path / "teacher"))
+        np.testing.assert_array_equal(to_numpy(restored.embeddings.cls_pos), np.ones((1, 32)))
+        assert restored.drop_path_rate == 0.0
