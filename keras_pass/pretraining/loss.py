@@ -84,7 +84,7 @@ def update_centers(centers, teacher_global, momentum=0.9):
     No cross-replica reduction here: under a distribution strategy the
     trainer averages the result (the centers variable aggregates by mean).
     """
-    return centers * momentum + batch_centers(teacher_global) * (1.0 - momentum)
+    return ops.add(ops.multiply(centers, momentum), batch_centers(teacher_global) * (1.0 - momentum))
 
 
 def collapse_metrics(teacher_global, centers, teacher_temp):

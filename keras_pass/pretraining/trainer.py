@@ -201,9 +201,9 @@ class PASSPretrainer(keras.Model):
             if self.clip_grad is not None:
                 norm = ops.sqrt(ops.sum(ops.square(ops.cast(grad, "float32"))))
                 factor = ops.minimum(1.0, self.clip_grad / (norm + 1e-6))
-                grad = grad * ops.cast(factor, grad.dtype)
+                grad = ops.multiply(grad, ops.cast(factor, grad.dtype))
             if variable.path.endswith("last_layer"):
-                grad = grad * ops.cast(keep, grad.dtype)
+                grad = ops.multiply(grad, ops.cast(keep, grad.dtype))
             prepared.append(grad)
         return prepared
 
