@@ -1,0 +1,1 @@
+from keras_pass.pretraining.data import make_pass_dataset
