@@ -156,9 +156,12 @@ def make_pass_dataset(
             None draws one from Python's `random` (seeded by
             `keras.utils.set_random_seed`).
         shuffle: a new permutation of all files per epoch (no buffer needed).
-        repeat: False -> one epoch per iteration (each new iteration, e.g.
-            each `fit` epoch, is the next epoch); True -> endless stream of
-            epochs, for `fit(..., steps_per_epoch=...)`.
+        repeat: False -> one epoch per iteration: each new iteration (each
+            `fit` epoch) is the next epoch, with new order and crops (note:
+            Keras's JAX trainer iterates once more to build the model, so its
+            first training epoch is data epoch 1). True -> an endless stream
+            of epochs, for `fit(..., steps_per_epoch=dataset.steps_per_epoch)`
+            where fit epoch k is data epoch `initial_epoch + k`.
         initial_epoch: index of the first epoch (to resume a run).
         drop_remainder: keep batch shapes static (needed by jit and
             distribution); the last partial batch of an epoch is dropped.

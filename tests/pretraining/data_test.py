@@ -102,6 +102,8 @@ class TestMakePassDataset:
         np.testing.assert_array_equal(collect(again)["global_crops"], epoch_1["global_crops"])
         assert np.abs(epoch_0["global_crops"] - epoch_1["global_crops"]).max() > 0.1
 
+        serial = make_pass_dataset(str(tmp_path), 2, num_parallel_calls=1, **self.init_kwargs)
+        np.testing.assert_array_equal(collect(serial)["global_crops"], epoch_0["global_crops"])
         other_seed = collect(make_pass_dataset(str(tmp_path), 2, **{**self.init_kwargs, "seed": 2}))
         assert np.abs(other_seed["global_crops"] - epoch_0["global_crops"]).max() > 0.1
 
