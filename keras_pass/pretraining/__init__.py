@@ -7,6 +7,7 @@ from keras_pass.pretraining.callbacks import (
     cosine_schedule,
     pass_schedules,
 )
+from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.checkpoint import (
     NonFiniteLossError,
     NonFiniteLossGuard,
