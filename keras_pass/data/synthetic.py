@@ -240,7 +240,8 @@ def write_market1501(
     for k in range(num_junk):  # Market's junk: badly cropped fragments
         camera = int(rng.integers(num_cameras))
         image = render_person(identities[int(rng.integers(len(identities)))], styles[camera], rng, *image_size)
-        save("bounding_box_test", -1, camera, image[: image_size[0] // 3].repeat(3, axis=0), k)
+        rows = np.arange(image_size[0]) // 3  # the top third, stretched
+        save("bounding_box_test", -1, camera, image[rows], k)
     return counts
 
 
