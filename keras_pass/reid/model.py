@@ -17,7 +17,9 @@ otherwise the L2-normalised test feature (`test_feature="before"` as the
 official configs, or `"after"`), so `model.predict(images)` gives
 retrieval embeddings. BatchNorm: momentum 0.9 and epsilon 1e-5 as
 PyTorch's BatchNorm1d; its moving variance uses the biased batch variance
-(PyTorch keeps the unbiased one: a 1/(B-1) difference).
+(PyTorch keeps the unbiased one: a 1/(B-1) difference). Under data
+parallelism, batch-hard mining and BatchNorm statistics see each replica's
+share of the P x K batch (the official runs use one GPU).
 """
 
 import keras
@@ -28,6 +30,19 @@ from keras_pass.reid.losses import ReIDLoss
 
 FEATURE_FUSIONS = ("cat", "mean", "cls_only", "parts_only")
 TEST_FEATURES = ("before", "after")
+
+
+def _scale_for_replicas(loss):
+    """TF + tf.distribute only: Keras's TF trainer expects the per-replica
+    loss divided by the replica count (compiled losses are); an overridden
+    `compute_loss` must do it itself or the update is N times too large."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
 
 
 def _neck(name):
@@ -133,7 +148,7 @@ class ReIDModel(keras.Model):
         total, id_loss, triplet_loss = self.reid_loss(y, y_pred["logits"], y_pred["features"])
         self.id_loss_tracker.update_state(id_loss)
         self.triplet_loss_tracker.update_state(triplet_loss)
-        return total
+        return _scale_for_replicas(total)
 
     @property
     def metrics(self):

@@ -147,3 +147,42 @@ class TestOfficialCheckpoint:
         with pytest.raises(ValueError, match="fine-tuned checkpoint"):
             from_official_checkpoint(state, arch="vit_tiny", hidden_dim=32, num_layers=2,
                                      num_heads=2, mlp_dim=64)
+
+
+MIRRORED_STEP = """
+import tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from keras_pass import PASSBackbone
+from keras_pass.reid import ReIDModel
+from tests.helpers import TINY_BACKBONE
+
+def one_step(images, labels, strategy=None):
+    keras.utils.set_random_seed(0)
+    with (strategy.scope() if strategy else tf.distribute.get_strategy().scope()):
+        model = ReIDModel(PASSBackbone(**TINY_BACKBONE), 2)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+    model.fit(images, labels, batch_size=len(images), epochs=1, shuffle=False, verbose=0)
+    return model.classifier.kernel.numpy(), model.backbone.weights[0].numpy()
+
+rng = np.random.default_rng(0)
+images = rng.normal(size=(8, 64, 32, 3)).astype("float32")
+labels = np.repeat([0, 1], 4)
+single = one_step(images, labels)
+# each replica sees the same 8 images: the averaged update must equal one device's
+mirrored = one_step(np.concatenate([images, images]), np.concatenate([labels, labels]),
+                    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+for a, b in zip(single, mirrored):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+print("OK")
+"""
+
+
+@pytest.mark.slow
+def test_tf_mirrored_update_equals_single_device():
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("tf.distribute")
+    from tests.helpers import run_python
+
+    assert "OK" in run_python(MIRRORED_STEP, "tensorflow")
