@@ -22,7 +22,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 JUNK_PID = -1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ImageRecords:
     """One split: parallel arrays of image paths, person ids and cameras."""
 
@@ -49,7 +49,7 @@ class ImageRecords:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ReIDDataset:
     """A ReID benchmark: train (relabelled), query and gallery records."""
 

@@ -74,7 +74,7 @@ class RankAccumulator:
     def num_gallery(self):
         return len(self.gallery_pids)
 
-    def _statuses(self, distances, query_pids, query_camids):
+    def _statuses(self, query_pids, query_camids):
         """0 = ignored (junk / same id+camera), 1 = valid negative, 3 = hit."""
         match = self.gallery_pids[None] == query_pids[:, None]
         ignored = (match & (self.gallery_camids[None] == query_camids[:, None])) | self._junk
@@ -82,7 +82,7 @@ class RankAccumulator:
         return valid.view(np.uint8) + np.left_shift((match & valid).view(np.uint8), 1)
 
     def _sorted_statuses(self, distances, query_pids, query_camids):
-        status = self._statuses(distances, query_pids, query_camids)
+        status = self._statuses(query_pids, query_camids)
         single = np.asarray(distances, dtype=np.float32)
         keys = _sortable_bits(single).astype(np.uint64) << np.uint64(32)
         keys |= self._low_bits

@@ -94,3 +94,12 @@ class TestFinetuneExample:
 
     def test_wrapper_script_help(self):
         assert "features_dir" in run_script("tools/evaluate.py", "--help")
+
+
+def test_finetune_cli_requires_data_root(capsys):
+    from keras_pass.cli import finetune as finetune_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        finetune_cli.main(["--preset", "x"])
+    assert exit_info.value.code == 1
+    assert "--data_root is required" in capsys.readouterr().err
