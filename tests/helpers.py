@@ -94,3 +94,110 @@ def repeated_dataset(data, batch_size):
     import tensorflow as tf
 
     return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).repeat()
+
+
+# === Miniature ReID datasets with the real file naming (tests/reid) ===
+
+def write_image(path, seed, size=(48, 24), identity=None):
+    """A small random JPEG (or PNG by extension): a base colour drawn from
+    `identity` (or `seed`) plus per-image noise drawn from `seed`."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    base = np.random.default_rng(seed if identity is None else identity).integers(0, 256, size=3)
+    noise = rng.integers(-40, 40, size=(*size, 3))
+    pixels = np.clip(base + noise, 0, 255).astype("uint8")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+# Market-1501 layout: (folder, pid, camera 1-based, count). pid -1 = junk,
+# 0 = distractor. Train ids are not consecutive (relabelling is tested) and
+# id 11 has 2 images (fewer than K=4: sampled with replacement).
+MINI_MARKET = {
+    "bounding_box_train": [(2, 1, 3), (2, 2, 2), (7, 1, 2), (7, 3, 3), (11, 2, 2),
+                           (15, 1, 3), (15, 3, 3), (-1, 1, 2)],
+    "query": [(1, 1, 1), (1, 2, 1), (3, 1, 1), (3, 3, 1), (5, 2, 1), (9, 1, 1)],
+    "bounding_box_test": [(1, 1, 2), (1, 2, 1), (1, 3, 2), (3, 1, 1), (3, 2, 2),
+                          (5, 2, 2), (5, 3, 1), (9, 1, 2), (0, 1, 2), (0, 3, 1),
+                          (-1, 2, 2)],
+}
+
+
+def make_market1501(root, layout=None, size=(48, 24), name="Market-1501-v15.09.15"):
+    """Writes a miniature Market-1501 folder `root/name` with real names
+    `PPPP_cCsS_FFFFFF_NN.jpg` (junk `-1_...`, distractors `0000_...`, a
+    Thumbs.db). Query id 9 has gallery images only from its own camera, so
+    it has no valid match. Returns (dataset_dir, {folder: [(file, pid, cam0)]})."""
+    layout = layout or MINI_MARKET
+    directory = os.path.join(str(root), name)
+    truth = {}
+    seed = 0
+    for folder, groups in layout.items():
+        truth[folder] = []
+        for pid, camera, count in groups:
+            for n in range(count):
+                seed += 1
+                pid_text = "-1" if pid == -1 else f"{pid:04d}"
+                file_name = f"{pid_text}_c{camera}s1_{1000 * camera + 7 * n + pid + 10:06d}_0{n}.jpg"
+                write_image(os.path.join(directory, folder, file_name), seed, size,
+                            identity=None if pid <= 0 else 5000 + pid)
+                truth[folder].append((file_name, pid, camera - 1))
+    with open(os.path.join(directory, "bounding_box_test", "Thumbs.db"), "wb") as handle:
+        handle.write(b"\0" * 8)
+    return directory, truth
+
+
+def make_dukemtmc(root, size=(48, 24)):
+    """Miniature DukeMTMC-reID: names `0001_c2_f0046182.jpg`."""
+    directory = os.path.join(str(root), "DukeMTMC-reID")
+    layout = {"bounding_box_train": [(5, 1, 2), (8, 2, 2)],
+              "query": [(1, 1, 1)], "bounding_box_test": [(1, 2, 2), (4, 3, 1)]}
+    seed = 0
+    for folder, groups in layout.items():
+        for pid, camera, count in groups:
+            for n in range(count):
+                seed += 1
+                name = f"{pid:04d}_c{camera}_f{46000 + seed:07d}.jpg"
+                write_image(os.path.join(directory, folder, name), seed, size)
+    return directory
+
+
+def make_msmt17(root, version="MSMT17_V1", size=(48, 24), with_val=True):
+    """Miniature MSMT17 with list files `PID/PID_IDX_CC_TIME_NNNN_N.jpg PID`."""
+    train_dir, test_dir = {"MSMT17_V1": ("train", "test"),
+                           "MSMT17_V2": ("mask_train_v2", "mask_test_v2")}[version]
+    directory = os.path.join(str(root), version)
+    lists = {"train": [(0, 1), (0, 2), (1, 3), (1, 3)], "val": [(0, 5), (1, 3)],
+             "query": [(0, 1), (1, 2)], "gallery": [(0, 2), (0, 1), (1, 1), (2, 4)]}
+    if not with_val:
+        del lists["val"]
+    seed = 0
+    for split, items in lists.items():
+        folder = train_dir if split in ("train", "val") else test_dir
+        lines = []
+        for pid, camera in items:
+            seed += 1
+            relative = f"{pid:04d}/{pid:04d}_{seed:03d}_{camera:02d}_0303morning_{seed:04d}_0.jpg"
+            write_image(os.path.join(directory, folder, relative), seed, size)
+            lines.append(f"{relative} {pid}\n")
+        with open(os.path.join(directory, f"list_{split}.txt"), "w") as handle:
+            handle.writelines(lines)
+    return directory
+
+
+def make_generic(root, size=(48, 24)):
+    """`root/{train,query,gallery}/<pid>/<camid>_*.jpg` plus `gallery.csv`."""
+    layout = {"train": [(30, 0, 2), (40, 1, 2)], "query": [(7, 0, 1)],
+              "gallery": [(7, 1, 2), (8, 0, 1)]}
+    seed = 0
+    rows = []
+    for split, groups in layout.items():
+        for pid, camera, count in groups:
+            for n in range(count):
+                seed += 1
+                relative = os.path.join(split, str(pid), f"{camera}_{n:03d}.jpg")
+                write_image(os.path.join(str(root), relative), seed, size)
+                if split == "gallery":
+                    rows.append(f"{relative},{pid},{camera}\n")
+    return rows

@@ -16,15 +16,24 @@ def _presets(argv):
     return 0
 
 
-def _convert(argv):
-    from keras_pass.cli.convert import main
+def _delegate(module):
+    """A command running `keras_pass.cli.<module>.main(argv)`, imported lazily."""
 
-    return main(argv)
+    def run(argv):
+        import importlib
+
+        return importlib.import_module(f"keras_pass.cli.{module}").main(argv)
+
+    return run
 
 
 COMMANDS = {
-    "convert": (_convert, "convert an official PyTorch checkpoint into a preset"),
+    "convert": (_delegate("convert"), "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
+    "finetune": (_delegate("finetune"), "supervised ReID fine-tuning (examples/finetune_market1501.py)"),
+    "extract": (_delegate("extract"), "extract ReID features of a dataset or folder to .npy"),
+    "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),
+    "visualize": (_delegate("visualize"), "ranked-list picture of queries and their top-k matches"),
 }
 
 

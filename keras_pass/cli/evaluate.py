@@ -1,0 +1,83 @@
+"""`evaluate`: saved query/gallery features -> CMC / mAP / mINP table.
+
+    python tools/evaluate.py FEATURES_DIR [--rerank] [--query-expansion]
+"""
+
+import argparse
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("features_dir", help="output of tools/extract_features.py")
+    parser.add_argument("--query", default="query", help="query split name")
+    parser.add_argument("--gallery", default="gallery", help="gallery split name")
+    parser.add_argument("--metric", default="sqeuclidean",
+                        choices=("sqeuclidean", "euclidean", "cosine"))
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    parser.add_argument("--k1", type=int, default=20)
+    parser.add_argument("--k2", type=int, default=6)
+    parser.add_argument("--lambda-value", type=float, default=0.3)
+    parser.add_argument("--query-expansion", action="store_true", help="alpha-QE of the queries")
+    parser.add_argument("--qe-top-k", type=int, default=10)
+    parser.add_argument("--qe-alpha", type=float, default=3.0)
+    parser.add_argument("--ap-method", default="uninterpolated",
+                        choices=("uninterpolated", "devkit_trapezoidal"))
+    parser.add_argument("--max-rank", type=int, default=50)
+    parser.add_argument("--output", help="write the metrics as JSON here")
+    return parser
+
+
+def evaluate_saved(args):
+    from keras_pass.reid.evaluation import (
+        alpha_query_expansion,
+        evaluate_features,
+        evaluate_rank,
+        pairwise_distance,
+    )
+    from keras_pass.reid.features import load_feature_set
+    from keras_pass.reid.reranking import re_ranking, re_ranking_features
+
+    query_features, query = load_feature_set(args.features_dir, args.query)
+    gallery_features, gallery = load_feature_set(args.features_dir, args.gallery)
+    if args.query_expansion:
+        query_features = alpha_query_expansion(query_features, gallery_features,
+                                               args.qe_top_k, args.qe_alpha)
+    ids = (query.pids, gallery.pids, query.camids, gallery.camids)
+    options = dict(max_rank=args.max_rank, ap_method=args.ap_method, verbose=True)
+    if not args.rerank:
+        return evaluate_features(query_features, gallery_features, *ids, metric=args.metric,
+                                 **options)
+    k = dict(k1=args.k1, k2=args.k2, lambda_value=args.lambda_value, verbose=True)
+    if args.metric == "sqeuclidean":  # distances computed block by block
+        reranked = re_ranking_features(query_features, gallery_features, **k)
+    else:
+        pairs = ((query_features, gallery_features), (query_features, query_features),
+                 (gallery_features, gallery_features))
+        reranked = re_ranking(*(pairwise_distance(a, b, args.metric) for a, b in pairs), **k)
+    return evaluate_rank(reranked, *ids, **options)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_pass.reid.callbacks import write_json_atomically
+    from keras_pass.reid.evaluation import format_results
+
+    try:
+        results = evaluate_saved(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    title = "re-ranked" if args.rerank else args.metric
+    print(format_results(results, title=f"{args.features_dir} ({title})"))
+    if args.output:
+        summary = {"mAP": results["mAP"], "mINP": results["mINP"],
+                   "cmc": [float(v) for v in results["cmc"]],
+                   "num_valid_queries": results["num_valid_queries"]}
+        write_json_atomically(args.output, summary)
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

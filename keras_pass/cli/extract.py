@@ -1,0 +1,92 @@
+"""`extract_features`: images -> L2-normalised `.npy` features + ids/cams.
+
+    python tools/extract_features.py MODEL DATA OUTPUT_DIR [--dataset market1501]
+
+MODEL: a saved `ReIDModel` (`final.keras`, optionally `--weights
+best.weights.h5`), a backbone preset (directory or name: concat(CLS, mean
+PART) features), or an official `.pth` (fine-tuned: its BNNeck model;
+pre-trained: its backbone; needs torch). DATA: a dataset root
+(`--dataset market1501|msmt17|dukemtmc|folder`, splits query + gallery by
+default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
+`path,pid,camid` CSV (split name `images`).
+"""
+
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="extract_features", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help=".keras file, preset dir/name or official .pth")
+    parser.add_argument("data", help="dataset root, image folder or CSV")
+    parser.add_argument("output_dir", help="where <split>_features.npy etc. are written")
+    parser.add_argument("--dataset", default="market1501",
+                        choices=["market1501", "msmt17", "dukemtmc", "folder", "images"])
+    parser.add_argument("--splits", nargs="+", default=None,
+                        help="default: query gallery (or 'images' with --dataset images)")
+    parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
+    parser.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"),
+                        help="default: the model's native size")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--arch", default="vit_small", help="architecture of a .pth")
+    parser.add_argument("--stride", type=int, default=16, help="patch stride of a .pth")
+    parser.add_argument("--test-feature", choices=("before", "after"), default="before",
+                        help="for official fine-tuned .pth checkpoints")
+    return parser
+
+
+def load_model(source, weights=None, arch="vit_small", stride=16, test_feature="before",
+               image_size=None):
+    """A ReIDModel or PASSBackbone from a .keras, a preset or a .pth."""
+    import keras
+
+    if source.endswith(".keras"):
+        if not os.path.isfile(source):
+            raise ValueError(f"Expected a saved model file. Received: {source} (missing)")
+        model = keras.saving.load_model(source)
+        if weights:
+            model.load_weights(weights)
+        return model
+    if source.endswith(".pth"):
+        from keras_pass.models.convert import convert_checkpoint, load_torch_checkpoint, unwrap_state_dict
+        from keras_pass.reid.checkpoint import from_official_checkpoint
+
+        checkpoint = load_torch_checkpoint(source)
+        kwargs = dict(arch=arch, stride=stride, image_size=image_size)
+        if "bottleneck.weight" in unwrap_state_dict(checkpoint)[0]:
+            return from_official_checkpoint(checkpoint, test_feature=test_feature, **kwargs)[0]
+        return convert_checkpoint(checkpoint, **kwargs)[0]
+    from keras_pass.models.backbone import PASSBackbone
+
+    overrides = {"image_shape": (*image_size, 3)} if image_size else {}
+    return PASSBackbone.from_preset(source, **overrides)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_pass.reid.datasets import load_dataset, load_folder
+    from keras_pass.reid.features import extract_features, save_feature_set
+
+    image_size = tuple(args.image_size) if args.image_size else None
+    try:
+        if args.dataset == "images":
+            splits = {"images": load_folder(args.data)}
+        else:
+            dataset = load_dataset(args.dataset, args.data, verbose=True)
+            splits = {name: getattr(dataset, name) for name in args.splits or ("query", "gallery")}
+        model = load_model(args.model, args.weights, args.arch, args.stride, args.test_feature,
+                           image_size)
+    except (ValueError, AttributeError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for name, records in splits.items():
+        print(f"{name}: {len(records)} images")
+        features = extract_features(model, records.paths, image_size, args.batch_size)
+        save_feature_set(args.output_dir, name, features, records)
+    print(f"wrote features of {', '.join(splits)} to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

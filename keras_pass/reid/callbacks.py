@@ -1,0 +1,153 @@
+"""Fine-tuning callbacks: periodic ReID evaluation, best-mAP checkpoint,
+and a crash-safe BackupAndRestore. Every file is written atomically
+(temporary file, then `os.replace`)."""
+
+import json
+import os
+import shutil
+import uuid
+
+import keras
+
+from keras_pass.reid.features import evaluate_model
+
+
+def write_json_atomically(path, data):
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(temporary, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(temporary, path)
+
+
+def save_weights_atomically(model, path):
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"Expected a path ending in '.weights.h5'. Received: {path}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}.weights.h5")
+    try:
+        model.save_weights(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def metrics_to_logs(results):
+    cmc = results["cmc"]
+    logs = {"mAP": results["mAP"], "mINP": results["mINP"]}
+    logs.update({f"rank{r}": float(cmc[r - 1]) for r in (1, 5, 10) if r <= len(cmc)})
+    return logs
+
+
+class ReIDEvaluation(keras.callbacks.Callback):
+    """Evaluates query vs gallery every `every_n_epochs` epochs (and after
+    the last one), adds `mAP`, `mINP`, `rank1/5/10` to the epoch logs and,
+    with `best_checkpoint` (a `.weights.h5` path), keeps the weights of the
+    best mAP so far, with `<best_checkpoint>.json` holding its metrics (read
+    back on resume).
+
+    Put it before callbacks that read these logs (CSVLogger, ModelCheckpoint).
+    """
+
+    def __init__(self, query, gallery, every_n_epochs=1, image_size=None, batch_size=128,
+                 rerank=False, best_checkpoint=None, verbose=1):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"Expected every_n_epochs >= 1. Received: {every_n_epochs}")
+        self.query, self.gallery = query, gallery
+        self.every_n_epochs = every_n_epochs
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.rerank = rerank
+        self.best_checkpoint = best_checkpoint
+        self.verbose = verbose
+        self.best = None
+        self.last_results = None
+
+    @property
+    def _best_json(self):
+        return f"{self.best_checkpoint}.json"
+
+    def on_train_begin(self, logs=None):
+        if self.best_checkpoint and os.path.isfile(self._best_json):
+            with open(self._best_json) as handle:
+                self.best = json.load(handle)
+
+    def _due(self, epoch):
+        last = self.params.get("epochs") if self.params else None
+        return (epoch + 1) % self.every_n_epochs == 0 or epoch + 1 == last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._due(epoch):
+            return
+        results = evaluate_model(
+            self.model, self.query, self.gallery, self.image_size, self.batch_size,
+            rerank=self.rerank, verbose=self.verbose > 1,
+        )
+        self.last_results = results
+        metrics = metrics_to_logs(results)
+        if logs is not None:
+            logs.update(metrics)
+        improved = self.best is None or metrics["mAP"] > self.best["mAP"]
+        if self.best_checkpoint and improved:
+            save_weights_atomically(self.model, self.best_checkpoint)
+            self.best = {**metrics, "epoch": epoch + 1}
+            write_json_atomically(self._best_json, self.best)
+        if self.verbose:
+            text = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items())
+            print(f"\nEpoch {epoch + 1} evaluation: {text}{' (best)' if improved else ''}")
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` with crash-safe writes.
+
+    Weights (with the optimizer state) and the epoch counter are written
+    into a fresh folder that then replaces `backup_dir/latest` by renames,
+    so an interruption never leaves a half-written or mismatched pair. This
+    overrides the Keras 3 callback's `_save_model` (a private hook, kept in
+    sync by the tests).
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self._latest = os.path.join(backup_dir, "latest")
+        self._weights_path = os.path.join(self._latest, "latest.weights.h5")
+        self._training_metadata_path = os.path.join(self._latest, "training_metadata.json")
+
+    def _recover(self):
+        """Finishes a swap interrupted between its two renames."""
+        if os.path.isdir(self.backup_dir) and not os.path.isdir(self._latest):
+            retired = sorted(n for n in os.listdir(self.backup_dir) if n.startswith(".old-"))
+            if retired:
+                os.rename(os.path.join(self.backup_dir, retired[-1]), self._latest)
+
+    def on_train_begin(self, logs=None):
+        self._recover()
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        token = uuid.uuid4().hex[:8]
+        staging = os.path.join(self.backup_dir, f".tmp-{token}")
+        retired = os.path.join(self.backup_dir, f".old-{token}")
+        os.makedirs(staging)
+        try:
+            self.model.save_weights(os.path.join(staging, "latest.weights.h5"))
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            with open(os.path.join(staging, "training_metadata.json"), "w") as handle:
+                json.dump(metadata, handle)
+            if os.path.isdir(self._latest):
+                os.rename(self._latest, retired)
+            os.rename(staging, self._latest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_backup_epoch(backup_dir):
+    """The epoch an `AtomicBackupAndRestore` in `backup_dir` resumes at (0 if none)."""
+    path = os.path.join(backup_dir, "latest", "training_metadata.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as handle:
+        return int(json.load(handle)["epoch"])

@@ -1,0 +1,322 @@
+"""Market-1501 protocol ranking metrics: CMC, mAP and mINP, in NumPy.
+
+For each query, gallery images with the same person id AND the same camera
+are removed, and so are junk images (id -1); CMC and AP are computed over
+the rest and queries without a valid match are skipped. Distractors (id 0)
+are ordinary negatives.
+
+Speed and memory: queries are processed in chunks of rows. Instead of an
+argsort (and gathers of ids along it), each row is sorted once as uint64
+keys `(order-preserving distance bits << 32) | (gallery index << 2) | status`
+where `status` says valid/match, so after one `np.sort` the sorted statuses
+are in the low bits. Ties are broken by gallery index (a stable sort).
+Distances are ranked at float32 precision; float64 rows whose distinct values
+collide in float32 fall back to an exact stable argsort.
+"""
+
+import numpy as np
+
+from keras_pass.reid.progress import progress
+
+AP_METHODS = ("uninterpolated", "devkit_trapezoidal")
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _validate_ids(name, values, length=None):
+    values = np.asarray(values)
+    if values.ndim != 1 or (length is not None and len(values) != length):
+        expected = "a 1-D array" + (f" of length {length}" if length is not None else "")
+        raise ValueError(f"Expected {name} as {expected}. Received: {name}.shape={values.shape}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"Expected integer {name}. Received: dtype={values.dtype}")
+    return values.astype(np.int64)
+
+
+def _sortable_bits(values):
+    """float32 -> uint32 whose unsigned order is the float order (-0 == +0)."""
+    bits = (values + np.float32(0.0)).view(np.uint32)
+    flip = (bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000)
+    return bits ^ flip
+
+
+class RankAccumulator:
+    """Accumulates per-query ranking results over chunks of query rows.
+
+    Args:
+        gallery_pids, gallery_camids: 1-D integer arrays.
+        max_rank: length of the CMC curve.
+        ap_method: `"uninterpolated"` (mean over hits of precision at the
+            hit; torchreid/fast-reid/official PASS) or `"devkit_trapezoidal"`
+            (the Market-1501 MATLAB devkit: trapezoid between the precision
+            before and at each hit; about one point lower).
+    """
+
+    def __init__(self, gallery_pids, gallery_camids, max_rank=50, ap_method="uninterpolated"):
+        self.gallery_pids = _validate_ids("gallery_pids", gallery_pids)
+        self.gallery_camids = _validate_ids(
+            "gallery_camids", gallery_camids, len(self.gallery_pids))
+        if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
+            raise ValueError(f"Expected an integer max_rank >= 1. Received: max_rank={max_rank}")
+        if ap_method not in AP_METHODS:
+            raise ValueError(f"Expected ap_method in {AP_METHODS}. Received: ap_method={ap_method}")
+        num_gallery = len(self.gallery_pids)
+        if not 0 < num_gallery < 2**30:
+            raise ValueError(
+                f"Expected 1 <= gallery size < 2**30. Received: {num_gallery} gallery items"
+            )
+        self.max_rank = int(max_rank)
+        self.ap_method = ap_method
+        self._low_bits = np.arange(num_gallery, dtype=np.uint64) << np.uint64(2)
+        self._junk = self.gallery_pids == -1
+        self._first_ranks, self._ap, self._inp = [], [], []
+
+    @property
+    def num_gallery(self):
+        return len(self.gallery_pids)
+
+    def _statuses(self, query_pids, query_camids):
+        """0 = ignored (junk / same id+camera), 1 = valid negative, 3 = hit."""
+        match = self.gallery_pids[None] == query_pids[:, None]
+        ignored = (match & (self.gallery_camids[None] == query_camids[:, None])) | self._junk
+        valid = ~ignored
+        return valid.view(np.uint8) + np.left_shift((match & valid).view(np.uint8), 1)
+
+    def _sorted_statuses(self, distances, query_pids, query_camids):
+        status = self._statuses(query_pids, query_camids)
+        single = np.asarray(distances, dtype=np.float32)
+        keys = _sortable_bits(single).astype(np.uint64) << np.uint64(32)
+        keys |= self._low_bits
+        keys |= status
+        keys.sort(axis=1)
+        sorted_status = (keys & np.uint64(3)).astype(np.uint8)
+        if distances.dtype != np.float32:
+            self._fix_float32_collisions(distances, keys, status, sorted_status)
+        return sorted_status
+
+    def _fix_float32_collisions(self, distances, keys, status, sorted_status):
+        """Rows where distinct values became equal in float32: exact re-sort."""
+        same_bits = (keys[:, 1:] >> np.uint64(32)) == (keys[:, :-1] >> np.uint64(32))
+        rows, cols = np.nonzero(same_bits)
+        if not len(rows):
+            return
+        index = (keys >> np.uint64(2)) & np.uint64(2**30 - 1)
+        left = distances[rows, index[rows, cols].astype(np.int64)]
+        right = distances[rows, index[rows, cols + 1].astype(np.int64)]
+        for row in np.unique(rows[left != right]):
+            order = np.argsort(distances[row], kind="stable")
+            sorted_status[row] = status[row, order]
+
+    def update(self, distances, query_pids, query_camids):
+        """Adds a `(num_queries_in_chunk, num_gallery)` block of distances."""
+        distances = np.asarray(distances)
+        if distances.ndim != 2 or distances.shape != (len(query_pids), self.num_gallery):
+            raise ValueError(
+                f"Expected a distance block of shape ({len(query_pids)}, {self.num_gallery}). "
+                f"Received: shape={distances.shape}"
+            )
+        if not np.issubdtype(distances.dtype, np.number) or not np.isfinite(distances).all():
+            raise ValueError("Expected finite numeric distances. Received: NaN, inf or non-numbers")
+        status = self._sorted_statuses(distances, query_pids, query_camids)
+        self._accumulate(status)
+
+    def _accumulate(self, status):
+        num_rows, num_cols = status.shape
+        hit_rows, hit_cols = np.nonzero(status == 3)
+        ignored = np.flatnonzero(status.ravel() == 0)
+        # Rank among valid items = position + 1 - ignored items before it.
+        ignored_before = np.searchsorted(ignored, hit_rows * num_cols + hit_cols)
+        ignored_before -= np.searchsorted(ignored, hit_rows * num_cols)
+        rank = (hit_cols + 1 - ignored_before).astype(np.float64)
+        num_hits = np.bincount(hit_rows, minlength=num_rows)
+        row_start = np.cumsum(num_hits) - num_hits
+        k = np.arange(len(hit_rows)) - row_start[hit_rows] + 1.0
+        precision = k / rank
+        if self.ap_method == "devkit_trapezoidal":
+            before = np.where(rank > 1, (k - 1) / np.maximum(rank - 1, 1), 1.0)
+            precision = (before + precision) / 2
+        has_hit = num_hits > 0
+        safe_hits = np.maximum(num_hits, 1)
+        ap = np.bincount(hit_rows, weights=precision, minlength=num_rows) / safe_hits
+        first = np.full(num_rows, np.inf)
+        last = np.full(num_rows, np.inf)
+        first[hit_rows[k == 1]] = rank[k == 1]
+        is_last = k == num_hits[hit_rows]
+        last[hit_rows[is_last]] = rank[is_last]
+        self._first_ranks.append(first)
+        self._ap.append(np.where(has_hit, ap, np.nan))
+        self._inp.append(np.where(has_hit, num_hits / last, np.nan))
+
+    def result(self):
+        """`{"cmc", "mAP", "mINP", "num_valid_queries", "query_ap"}`.
+
+        `cmc[r]` is the fraction of valid queries with a true match within
+        the top r + 1; `query_ap` has NaN for skipped queries.
+        """
+        first = np.concatenate(self._first_ranks) if self._first_ranks else np.zeros(0)
+        valid = np.isfinite(first)
+        num_valid = int(valid.sum())
+        if num_valid == 0:
+            raise ValueError(
+                "Expected at least one query with a valid gallery match (same id, "
+                "another camera). Received: none; check ids, cameras and the split."
+            )
+        ranks = first[valid].astype(np.int64)
+        counts = np.bincount(np.minimum(ranks, self.max_rank + 1), minlength=self.max_rank + 2)
+        cmc = np.cumsum(counts[1 : self.max_rank + 1]) / num_valid
+        query_ap = np.concatenate(self._ap)
+        return {
+            "cmc": cmc,
+            "mAP": float(np.nanmean(query_ap)),
+            "mINP": float(np.nanmean(np.concatenate(self._inp))),
+            "num_valid_queries": num_valid,
+            "query_ap": query_ap,
+        }
+
+
+def _chunk_rows(num_gallery, chunk_size):
+    if chunk_size is None:
+        return max(1, _CHUNK_ELEMENTS // max(num_gallery, 1))
+    if int(chunk_size) < 1:
+        raise ValueError(f"Expected chunk_size >= 1. Received: chunk_size={chunk_size}")
+    return int(chunk_size)
+
+
+def evaluate_rank(
+    distmat,
+    query_pids,
+    gallery_pids,
+    query_camids,
+    gallery_camids,
+    max_rank=50,
+    ap_method="uninterpolated",
+    chunk_size=None,
+    verbose=False,
+):
+    """CMC, mAP and mINP under the Market-1501 protocol.
+
+    Args:
+        distmat: `(num_query, num_gallery)` distances (smaller = closer);
+            any array supporting row slicing (e.g. `np.memmap`).
+        query_pids, gallery_pids, query_camids, gallery_camids: 1-D ints.
+        max_rank: length of the returned CMC curve.
+        ap_method: `"uninterpolated"` or `"devkit_trapezoidal"`.
+        chunk_size: query rows per chunk (default: ~4M distances per chunk).
+        verbose: show a progress bar.
+
+    Returns:
+        Dict with `cmc` (length `max_rank`), `mAP`, `mINP` (fractions in
+        [0, 1]), `num_valid_queries` and the per-query `query_ap`.
+    """
+    query_pids = _validate_ids("query_pids", query_pids)
+    query_camids = _validate_ids("query_camids", query_camids, len(query_pids))
+    accumulator = RankAccumulator(gallery_pids, gallery_camids, max_rank, ap_method)
+    shape = getattr(distmat, "shape", None)
+    if shape is None or len(shape) != 2 or tuple(shape) != (len(query_pids), accumulator.num_gallery):
+        raise ValueError(
+            f"Expected distmat of shape (num_query, num_gallery) = ({len(query_pids)}, "
+            f"{accumulator.num_gallery}). Received: distmat.shape={shape}"
+        )
+    step = _chunk_rows(accumulator.num_gallery, chunk_size)
+    for start in progress(range(0, len(query_pids), step), verbose, "evaluating"):
+        stop = start + step
+        accumulator.update(distmat[start:stop], query_pids[start:stop], query_camids[start:stop])
+    return accumulator.result()
+
+
+def l2_normalize(features, epsilon=1e-12):
+    features = np.asarray(features, dtype=np.float32)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), epsilon)
+
+
+def pairwise_distance(query_features, gallery_features, metric="sqeuclidean"):
+    """`(len(query), len(gallery))` distances, float32.
+
+    `sqeuclidean` (the official PASS test distance, on L2-normalised
+    features), `euclidean` or `cosine` (1 - cosine similarity).
+    """
+    query = np.asarray(query_features, dtype=np.float32)
+    gallery = np.asarray(gallery_features, dtype=np.float32)
+    if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
+        raise ValueError(
+            "Expected 2-D query and gallery features of equal width. Received: "
+            f"query.shape={query.shape}, gallery.shape={gallery.shape}"
+        )
+    if metric == "cosine":
+        similarity = l2_normalize(query) @ l2_normalize(gallery).T
+        return np.subtract(1.0, similarity, out=similarity)
+    if metric not in ("sqeuclidean", "euclidean"):
+        raise ValueError(
+            f"Expected metric in ('sqeuclidean', 'euclidean', 'cosine'). Received: metric={metric}"
+        )
+    distances = query @ gallery.T  # in place from here: no N x M temporaries
+    distances *= -2.0
+    distances += (query**2).sum(1)[:, None]
+    distances += (gallery**2).sum(1)[None]
+    np.maximum(distances, 0.0, out=distances)
+    return np.sqrt(distances) if metric == "euclidean" else distances
+
+
+def evaluate_features(
+    query_features,
+    gallery_features,
+    query_pids,
+    gallery_pids,
+    query_camids,
+    gallery_camids,
+    metric="sqeuclidean",
+    max_rank=50,
+    ap_method="uninterpolated",
+    chunk_size=None,
+    verbose=False,
+):
+    """`evaluate_rank` on distances computed chunk by chunk from features,
+    so the full distance matrix never exists in memory."""
+    query_pids = _validate_ids("query_pids", query_pids, len(query_features))
+    query_camids = _validate_ids("query_camids", query_camids, len(query_pids))
+    accumulator = RankAccumulator(gallery_pids, gallery_camids, max_rank, ap_method)
+    if len(gallery_features) != accumulator.num_gallery:
+        raise ValueError(
+            f"Expected {accumulator.num_gallery} gallery features (one per gallery id). "
+            f"Received: {len(gallery_features)}"
+        )
+    step = _chunk_rows(accumulator.num_gallery, chunk_size)
+    for start in progress(range(0, len(query_pids), step), verbose, "evaluating"):
+        stop = start + step
+        block = pairwise_distance(query_features[start:stop], gallery_features, metric)
+        accumulator.update(block, query_pids[start:stop], query_camids[start:stop])
+    return accumulator.result()
+
+
+def alpha_query_expansion(query_features, gallery_features, top_k=10, alpha=3.0):
+    """alpha-QE (Radenovic et al., TPAMI 2018) of the query features.
+
+    Each (L2-normalised) query becomes the L2-normalised sum of itself and
+    its `top_k` nearest gallery features, weighted by `max(cos, 0) ** alpha`.
+    The gallery is unchanged.
+    """
+    query = l2_normalize(query_features)
+    gallery = l2_normalize(gallery_features)
+    if top_k < 1 or top_k > len(gallery):
+        raise ValueError(
+            f"Expected 1 <= top_k <= {len(gallery)} (gallery size). Received: top_k={top_k}"
+        )
+    expanded = np.empty_like(query)
+    step = _chunk_rows(len(gallery), None)
+    for start in range(0, len(query), step):
+        similarity = query[start : start + step] @ gallery.T
+        neighbours = np.argpartition(-similarity, top_k - 1, axis=1)[:, :top_k]
+        weights = np.maximum(np.take_along_axis(similarity, neighbours, 1), 0.0) ** alpha
+        summed = query[start : start + step] + np.einsum("qk,qkd->qd", weights, gallery[neighbours])
+        expanded[start : start + step] = summed
+    return l2_normalize(expanded)
+
+
+def format_results(results, ranks=(1, 5, 10), title=None):
+    """A small table: mAP, mINP and the requested CMC ranks, in percent."""
+    lines = [title] if title else []
+    lines.append(f"mAP: {100 * results['mAP']:.1f}%  mINP: {100 * results['mINP']:.1f}%")
+    for r in ranks:
+        if r <= len(results["cmc"]):
+            lines.append(f"CMC Rank-{r:<3}: {100 * results['cmc'][r - 1]:.1f}%")
+    lines.append(f"valid queries: {results['num_valid_queries']}")
+    return "\n".join(lines)

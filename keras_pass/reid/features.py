@@ -1,0 +1,117 @@
+"""Test features of image lists and the evaluation of a model on a split."""
+
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.reid.data import make_test_dataset
+from keras_pass.reid.datasets import ImageRecords
+from keras_pass.reid.evaluation import (
+    alpha_query_expansion,
+    evaluate_features,
+    evaluate_rank,
+    l2_normalize,
+)
+from keras_pass.reid.reranking import re_ranking_features
+
+
+def _embed(model, images):
+    if isinstance(model, PASSBackbone):  # a bare backbone: concat(CLS, mean PART)
+        return l2_normalize(ops.convert_to_numpy(model.reid_features(images)))
+    return np.asarray(model.predict_on_batch(images))
+
+
+def extract_features(model, paths, image_size=None, batch_size=128, verbose=True):
+    """L2-normalised test features `(len(paths), dim)` of image files.
+
+    `model` is a `ReIDModel` (its test feature) or a `PASSBackbone`
+    (concat(CLS, mean(PART)), L2-normalised); `image_size` defaults to the
+    backbone's native size.
+    """
+    backbone = model if isinstance(model, PASSBackbone) else model.backbone
+    image_size = tuple(image_size or backbone.image_shape[:2])
+    paths = list(paths)
+    if not paths:
+        raise ValueError("Expected at least one image path. Received: an empty list")
+    bar = keras.utils.Progbar(len(paths), unit_name="images") if verbose else None
+    features = []
+    for images in make_test_dataset(paths, image_size, batch_size).as_numpy_iterator():
+        features.append(_embed(model, images))
+        if bar is not None:
+            bar.add(len(images))
+    return np.concatenate(features).astype(np.float32)
+
+
+def evaluate_model(model, query, gallery, image_size=None, batch_size=128, rerank=False,
+                   query_expansion=False, max_rank=50, verbose=True):
+    """Extracts query/gallery features (ImageRecords) and evaluates them
+    with squared Euclidean distances, optionally alpha-QE then re-ranking."""
+    query_features = extract_features(model, query.paths, image_size, batch_size, verbose)
+    gallery_features = extract_features(model, gallery.paths, image_size, batch_size, verbose)
+    return evaluate_feature_sets(
+        query_features, gallery_features, query, gallery, rerank, query_expansion, max_rank, verbose
+    )
+
+
+def evaluate_feature_sets(query_features, gallery_features, query, gallery, rerank=False,
+                          query_expansion=False, max_rank=50, verbose=False):
+    """Metrics of given features; `query`/`gallery` carry pids and camids."""
+    if query_expansion:
+        query_features = alpha_query_expansion(query_features, gallery_features)
+    ids = (query.pids, gallery.pids, query.camids, gallery.camids)
+    if rerank:
+        distances = re_ranking_features(query_features, gallery_features, verbose=verbose)
+        return evaluate_rank(distances, *ids, max_rank=max_rank, verbose=verbose)
+    return evaluate_features(query_features, gallery_features, *ids, max_rank=max_rank,
+                             verbose=verbose)
+
+
+# === Feature sets on disk: <dir>/<split>_{features,pids,camids}.npy + _paths.txt ===
+
+def _replace_atomically(path, write):
+    temporary = f"{path}.tmp"
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def save_feature_set(directory, split, features, records):
+    """Writes one split's features, ids, cameras and image paths atomically."""
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.join(directory, split)
+    for suffix, values in (("features", features), ("pids", records.pids), ("camids", records.camids)):
+        def write(path, values=values):
+            with open(path, "wb") as handle:
+                np.save(handle, np.asarray(values))
+        _replace_atomically(f"{base}_{suffix}.npy", write)
+
+    def write_paths(path):
+        with open(path, "w") as handle:
+            handle.writelines(f"{p}\n" for p in records.paths)
+    _replace_atomically(f"{base}_paths.txt", write_paths)
+
+
+def load_feature_set(directory, split):
+    """`(features, ImageRecords)` written by `save_feature_set`."""
+    base = os.path.join(directory, split)
+    missing = [f"{base}_{s}" for s in ("features.npy", "pids.npy", "camids.npy")
+               if not os.path.isfile(f"{base}_{s}")]
+    if missing:
+        raise ValueError(
+            f"Expected the feature files of split '{split}' (tools/extract_features.py "
+            f"output). Received: missing {missing}"
+        )
+    features = np.load(f"{base}_features.npy")
+    pids, camids = np.load(f"{base}_pids.npy"), np.load(f"{base}_camids.npy")
+    paths = ("",) * len(pids)
+    if os.path.isfile(f"{base}_paths.txt"):
+        with open(f"{base}_paths.txt") as handle:
+            paths = tuple(line.rstrip("\n") for line in handle)
+    if not len(features) == len(pids) == len(camids) == len(paths):
+        raise ValueError(
+            f"Expected as many features, pids, camids and paths for split '{split}'. "
+            f"Received: {len(features)}, {len(pids)}, {len(camids)}, {len(paths)}"
+        )
+    return features, ImageRecords(paths, pids, camids)

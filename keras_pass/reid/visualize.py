@@ -1,0 +1,72 @@
+"""Ranking grids: each query followed by its top-k gallery images, with
+green (same identity) or red (other identity) borders."""
+
+import os
+
+import numpy as np
+
+CORRECT, WRONG, QUERY = (40, 170, 60), (215, 40, 40), (70, 70, 70)
+
+
+def ranked_gallery(distances, query_pid, query_camid, gallery_pids, gallery_camids,
+                   keep_same_camera=False):
+    """Gallery indices by distance, without junk (id -1) and, unless
+    `keep_same_camera`, without same-id same-camera images (the protocol)."""
+    order = np.argsort(distances, kind="stable")
+    keep = gallery_pids[order] != -1
+    if not keep_same_camera:
+        keep &= ~((gallery_pids[order] == query_pid) & (gallery_camids[order] == query_camid))
+    return order[keep]
+
+
+def _tile(path, colour, size=(128, 64), border=5):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB").resize(size[::-1], Image.BILINEAR))
+    framed = np.empty((size[0] + 2 * border, size[1] + 2 * border, 3), np.uint8)
+    framed[:] = colour
+    framed[border:-border, border:-border] = pixels
+    return framed
+
+
+def plot_ranking(query, gallery, distances, query_indices, output_path, top_k=10,
+                 keep_same_camera=False):
+    """Writes a PNG grid (one row per query) and returns its path.
+
+    Args:
+        query, gallery: `ImageRecords` (paths, pids, camids).
+        distances: `(len(query_indices), len(gallery))` rows for the queries.
+        query_indices: indices into `query` of the rows.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(query_indices) == 0 or top_k < 1:
+        raise ValueError(f"Expected queries and top_k >= 1. Received: {len(query_indices)} queries, "
+                         f"top_k={top_k}")
+    rows, cols = len(query_indices), top_k + 1
+    figure, axes = plt.subplots(rows, cols, figsize=(1.15 * cols, 2.5 * rows), squeeze=False)
+    for row, (q, row_distances) in enumerate(zip(query_indices, distances)):
+        pid, camid = query.pids[q], query.camids[q]
+        ranked = ranked_gallery(row_distances, pid, camid, gallery.pids, gallery.camids,
+                                keep_same_camera)[:top_k]
+        axes[row, 0].imshow(_tile(query.paths[q], QUERY))
+        axes[row, 0].set_title(f"query\nid {pid} cam {camid}", fontsize=8)
+        for col, g in enumerate(ranked, 1):
+            right = gallery.pids[g] == pid
+            axes[row, col].imshow(_tile(gallery.paths[g], CORRECT if right else WRONG))
+            axes[row, col].set_title(f"#{col} id {gallery.pids[g]}\nd={row_distances[g]:.3f}",
+                                     fontsize=7, color="green" if right else "red")
+        for ax in axes[row]:
+            ax.axis("off")
+    figure.tight_layout()
+    directory = os.path.dirname(os.path.abspath(output_path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{os.path.basename(output_path)}.tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, output_path)
+    return output_path

@@ -1,0 +1,109 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pass import PASSBackbone
+from keras_pass.reid import (
+    AtomicBackupAndRestore,
+    ReIDEvaluation,
+    ReIDModel,
+    evaluate_model,
+    make_optimizer,
+    market1501,
+)
+from keras_pass.reid.callbacks import read_backup_epoch
+from tests.helpers import TINY_BACKBONE, make_market1501, to_numpy
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.normal(size=(16, 64, 32, 3)).astype("float32")
+LABELS = np.repeat([0, 1, 2, 3], 4)
+
+
+def tiny_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = ReIDModel(PASSBackbone(**TINY_BACKBONE), 4)
+    model.compile(optimizer=make_optimizer(steps_per_epoch=2, epochs=4, warmup_epochs=1,
+                                           base_lr=0.05))
+    return model
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+class TestAtomicBackupAndRestore:
+    def test_resume_matches_an_uninterrupted_run(self, tmp_path):
+        fit = dict(x=IMAGES, y=LABELS, batch_size=8, shuffle=False, verbose=0)
+        straight = tiny_model()
+        straight.fit(epochs=4, **fit)
+
+        backup = str(tmp_path / "backup")
+        interrupted = tiny_model()
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit(epochs=4, callbacks=[AtomicBackupAndRestore(backup), Interrupt()], **fit)
+        assert read_backup_epoch(backup) == 2
+        assert sorted(os.listdir(backup)) == ["latest"]  # no temporary leftovers
+
+        resumed = tiny_model(seed=1)  # other init: everything must come from the backup
+        history = resumed.fit(epochs=4, callbacks=[AtomicBackupAndRestore(backup)], **fit)
+        assert len(history.history["loss"]) == 2
+        assert int(to_numpy(resumed.optimizer.iterations)) == 8
+        for a, b in zip(straight.weights, resumed.weights):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-5, err_msg=a.path)
+        assert not os.path.exists(backup)  # deleted after a completed run
+
+    def test_recovers_a_swap_interrupted_between_renames(self, tmp_path):
+        backup = tmp_path / "backup"
+        model = tiny_model()
+        callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
+        model.fit(IMAGES, LABELS, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+        os.rename(backup / "latest", backup / ".old-1234abcd")
+        resumed = tiny_model()
+        history = resumed.fit(IMAGES, LABELS, batch_size=8, epochs=2, verbose=0,
+                              callbacks=[AtomicBackupAndRestore(str(backup))])
+        assert len(history.history["loss"]) == 1
+
+
+@pytest.fixture(scope="module")
+def mini_market(tmp_path_factory):
+    root = tmp_path_factory.mktemp("market")
+    make_market1501(root, size=(64, 32))
+    return market1501(str(root))
+
+
+class TestReIDEvaluation:
+    def test_logs_metrics_and_keeps_the_best_weights(self, tmp_path, mini_market):
+        model = tiny_model()
+        best = str(tmp_path / "out" / "best.weights.h5")
+        callback = ReIDEvaluation(mini_market.query, mini_market.gallery, every_n_epochs=2,
+                                  best_checkpoint=best, verbose=0)
+        history = model.fit(IMAGES, LABELS, batch_size=8, epochs=3, verbose=0, callbacks=[callback])
+        logs = history.history
+        assert len(logs["mAP"]) == 2  # epochs 2 and 3 (the last)
+        final = evaluate_model(model, mini_market.query, mini_market.gallery, verbose=False)
+        assert logs["mAP"][-1] == pytest.approx(final["mAP"])
+        assert logs["rank1"][-1] == pytest.approx(final["cmc"][0])
+        with open(best + ".json") as handle:
+            saved = json.load(handle)
+        assert saved["mAP"] == pytest.approx(max(logs["mAP"]))
+        restored = tiny_model(seed=3)
+        restored.optimizer.build(restored.trainable_variables)
+        restored.load_weights(best)
+        again = evaluate_model(restored, mini_market.query, mini_market.gallery, verbose=False)
+        assert again["mAP"] == pytest.approx(saved["mAP"])
+        assert sorted(os.listdir(tmp_path / "out")) == ["best.weights.h5", "best.weights.h5.json"]
+
+    def test_best_so_far_is_read_back_on_resume(self, tmp_path, mini_market):
+        best = str(tmp_path / "best.weights.h5")
+        with open(best + ".json", "w") as handle:
+            json.dump({"mAP": 2.0, "epoch": 7}, handle)  # unbeatable
+        callback = ReIDEvaluation(mini_market.query, mini_market.gallery, best_checkpoint=best,
+                                  verbose=0)
+        tiny_model().fit(IMAGES, LABELS, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+        assert not os.path.exists(best)
+        assert callback.best["epoch"] == 7
