@@ -90,15 +90,17 @@ def render_person(identity, camera, rng, height=128, width=64):
     scale = 2  # draw at 2x, then box-downsample: smooth edges
     h, w = height * scale, width * scale
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    top, bottom = camera["background"]
+    # Mostly per-view backgrounds: as in real crops, the person is the one
+    # thing two views of an identity share.
+    top, bottom = 0.4 * camera["background"] + 0.6 * rng.uniform(30, 230, size=(2, 3)).astype(np.float32)
     canvas = top + (bottom - top) * (yy / h)[..., None]
     canvas = canvas + rng.normal(0, 6, size=(h, w, 1)).astype(np.float32)
-    for _ in range(rng.integers(0, 3)):  # background clutter behind the person
+    for _ in range(rng.integers(0, 4)):  # background clutter behind the person
         by, bx = rng.uniform(0, h), rng.uniform(-0.2 * w, w)
         clutter = (yy >= by) & (yy < by + rng.uniform(0.1, 0.5) * h) & (xx >= bx) & (xx < bx + rng.uniform(0.1, 0.4) * w)
         _fill(canvas, clutter, rng.uniform(30, 220, size=3).astype(np.float32))
 
-    person_h = h * rng.uniform(0.82, 0.96)
+    person_h = h * rng.uniform(0.88, 0.98)
     y0 = rng.uniform(0.01, 0.99 - person_h / h) * h
     cx = w / 2 + rng.uniform(-0.07, 0.07) * w
     unit = person_h  # body proportions in fractions of the person height
