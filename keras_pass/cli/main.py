@@ -30,6 +30,7 @@ def _delegate(module):
 COMMANDS = {
     "convert": (_delegate("convert"), "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
+    "pretrain": (_delegate("pretrain"), "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
     "finetune": (_delegate("finetune"), "supervised ReID fine-tuning (examples/finetune_market1501.py)"),
     "extract": (_delegate("extract"), "extract ReID features of a dataset or folder to .npy"),
     "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),

@@ -1,17 +1,73 @@
-"""The official PASS pre-training recipe as one function (`pretrain`)."""
+"""The official PASS pre-training recipe as one function.
+
+`pretrain(PretrainConfig(data=..., output_dir=...))` builds the region-bound
+multi-crop stream, a PASS ViT student/teacher and the release's schedules,
+trains with `model.fit`, and writes under `output_dir`:
+
+    checkpoint/        resumable state (student, teacher, centers, optimizer)
+    logs/              TensorBoard
+    history.json       per-epoch metrics of every (resumed) run
+    teacher_preset/    the teacher backbone: what users fine-tune from
+    student_preset/
+
+Re-running with the same `output_dir` resumes: the weights from the last
+saved step, the data stream from that epoch. Defaults reproduce
+`PASS/script/vit-s_full_lup-pass.sh` (with the global batch you choose; the
+release used 8 x 128).
+"""
 
 import contextlib
+import dataclasses
 import json
 import os
 
 import keras
 
 from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.configs import arch_config
 from keras_pass.pretraining.callbacks import pass_schedules
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
+from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.trainer import PASSPretrainer
 
 DISTRIBUTIONS = ("none", "mirrored", "data_parallel")
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    data: object  # image folder (any depth), list file, or list of paths
+    output_dir: str
+    arch: str = "vit_small"
+    backbone_overrides: dict = None  # e.g. hidden_dim/num_layers for small models
+    preset: str = None  # start from a preset instead of random weights
+    image_size: tuple = (256, 128)
+    local_size: tuple = (128, 64)
+    stride: int = 16
+    global_scale: tuple = (0.4, 1.0)
+    local_scale: tuple = (0.1, 0.8)
+    local_crops_per_part: int = 3
+    epochs: int = 100
+    batch_size: int = 128
+    steps_per_epoch: int = None  # None: one pass over the images
+    base_lr: float = 5e-4  # x batch_size / 256
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    weight_decay: tuple = (0.04, 0.4)
+    teacher_momentum: tuple = (0.996, 1.0)
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    freeze_last_layer_epochs: int = 1
+    out_dim: int = 65536
+    head_hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    drop_path_rate: float = 0.1
+    clip_grad: float = 3.0
+    save_freq: int = 500
+    distribution: str = "none"
+    dtype: str = None  # e.g. "mixed_bfloat16"
+    seed: int = 0
+    verbose: object = "auto"
 
 
 def distribution_scope(distribution):
@@ -35,73 +91,57 @@ def distribution_scope(distribution):
     )
 
 
-def pretrain(
-    dataset,
-    output_dir,
-    steps_per_epoch,
-    batch_size,
-    arch="vit_small",
-    backbone=None,
-    epochs=100,
-    base_lr=5e-4,
-    min_lr=1e-6,
-    warmup_epochs=10,
-    out_dim=65536,
-    drop_path_rate=0.1,
-    image_size=(256, 128),
-    freeze_last_layer_epochs=1,
-    teacher_temp=0.04,
-    warmup_teacher_temp=0.04,
-    warmup_teacher_temp_epochs=0,
-    save_freq=500,
-    distribution="none",
-    dtype=None,
-    verbose="auto",
-    extra_callbacks=(),
-    model_kwargs=None,
-):
-    """Pre-trains a PASS ViT and writes, under `output_dir`:
-    `checkpoint/` (resumable state), `logs/` (TensorBoard), `history.json`,
-    `teacher_preset/` and `student_preset/` (KerasHub presets).
+def build_backbone(config):
+    """The student backbone: pre-training semantics (pos grid resampled on
+    every call) and drop path, from a preset or random weights."""
+    overrides = dict(
+        image_shape=(*config.image_size, 3), stride=config.stride,
+        drop_path_rate=config.drop_path_rate, pos_embed_interpolation="always", dtype=config.dtype,
+    )
+    if config.preset:
+        return PASSBackbone.from_preset(config.preset, **overrides)
+    return PASSBackbone(**arch_config(config.arch, **(config.backbone_overrides or {}), **overrides))
 
-    Re-running with the same `output_dir` resumes from the last checkpoint.
-    `backbone` overrides `arch` (e.g. a tiny config); `model_kwargs` go to
-    `PASSPretrainer`.
-    """
-    with distribution_scope(distribution):
-        if backbone is None:
-            backbone = PASSBackbone.from_arch(
-                arch, image_shape=(*image_size, 3), drop_path_rate=drop_path_rate,
-                pos_embed_interpolation="always", dtype=dtype,
-            )
+
+def pretrain(config):
+    """Runs (or resumes) pre-training; returns (model, history)."""
+    keras.utils.set_random_seed(config.seed)
+    checkpoint = PretrainingCheckpoint(os.path.join(config.output_dir, "checkpoint"), config.save_freq)
+    saved = checkpoint.saved_state() or {}
+    dataset = make_pass_dataset(
+        config.data, config.batch_size, global_size=config.image_size,
+        local_size=config.local_size, global_scale=config.global_scale,
+        local_scale=config.local_scale, local_crops_per_part=config.local_crops_per_part,
+        seed=config.seed, repeat=True, initial_epoch=saved.get("epoch", 0),
+    )
+    steps = config.steps_per_epoch or dataset.steps_per_epoch
+    with distribution_scope(config.distribution):
         model = PASSPretrainer(
-            backbone, out_dim=out_dim, teacher_temp=warmup_teacher_temp, **(model_kwargs or {})
+            build_backbone(config), out_dim=config.out_dim, head_hidden_dim=config.head_hidden_dim,
+            bottleneck_dim=config.bottleneck_dim, teacher_temp=config.warmup_teacher_temp,
+            teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
         )
-        model.compile(jit_compile=False if distribution == "mirrored" else "auto")
+        model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
     callbacks = pass_schedules(
-        epochs, steps_per_epoch, batch_size, base_lr=base_lr, min_lr=min_lr,
-        warmup_epochs=warmup_epochs, teacher_temp=teacher_temp,
-        warmup_teacher_temp=warmup_teacher_temp,
-        warmup_teacher_temp_epochs=warmup_teacher_temp_epochs,
-        freeze_last_layer_epochs=freeze_last_layer_epochs,
-    )
-    callbacks += [
-        PretrainingCheckpoint(os.path.join(output_dir, "checkpoint"), save_freq=save_freq),
-        keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq="epoch"),
-        *extra_callbacks,
-    ]
+        config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
+        warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
+        teacher_momentum=config.teacher_momentum, teacher_temp=config.teacher_temp,
+        warmup_teacher_temp=config.warmup_teacher_temp,
+        warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs,
+        freeze_last_layer_epochs=config.freeze_last_layer_epochs,
+    ) + [checkpoint, keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"))]
     history = model.fit(
-        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks, verbose=verbose,
+        dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+        verbose=config.verbose,
     )
-    model.save_teacher_preset(os.path.join(output_dir, "teacher_preset"))
-    model.student_backbone.save_to_preset(os.path.join(output_dir, "student_preset"))
-    _append_history(os.path.join(output_dir, "history.json"), history.history)
+    model.save_teacher_preset(os.path.join(config.output_dir, "teacher_preset"))
+    model.student_backbone.save_to_preset(os.path.join(config.output_dir, "student_preset"))
+    _append_history(os.path.join(config.output_dir, "history.json"), history.history)
     return model, history
 
 
 def _append_history(path, history):
-    """Keeps the curves of every (resumed) run in one file."""
+    """Keeps the curves of every (resumed) run in one file, atomically."""
     previous = {}
     if os.path.exists(path):
         with open(path) as f:

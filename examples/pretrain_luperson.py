@@ -1,0 +1,26 @@
+"""PASS pre-training on LUPerson (or any folder of person images).
+
+Defaults reproduce the release (`PASS/script/vit-s_full_lup-pass.sh`):
+ViT-S/16, 2 global crops 256x128 + 3 regions x 3 local crops 128x64,
+100 epochs, AdamW 5e-4 x batch/256 with 10 warm-up epochs, weight decay
+0.04 -> 0.4, teacher momentum 0.996 -> 1, four heads of 65,536 prototypes.
+
+    python examples/pretrain_luperson.py --data_dir /data/LUP/images \
+        --output_dir runs/pass_vits --batch_size 128
+    # several GPUs: --distribution mirrored (TensorFlow) or data_parallel (JAX)
+    # afterwards: PASSBackbone.from_preset("runs/pass_vits/teacher_preset")
+
+absl flags (defined in `keras_pass/cli/pretrain.py`): --data_dir,
+--output_dir, --arch, --preset, --image_size H,W, --local_size H,W,
+--local_crops_per_part, --epochs, --batch_size, --steps_per_epoch,
+--base_lr, --warmup_epochs, --out_dim, --drop_path_rate, --save_freq,
+--distribution, --precision, --seed. Progress bar on stdout, TensorBoard
+logs in output_dir/logs; re-run the same command to resume.
+"""
+
+from absl import app
+
+from keras_pass.cli.pretrain import run
+
+if __name__ == "__main__":
+    app.run(run)
