@@ -1,0 +1,35 @@
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+from benchmark_flops import vit_forward_flops  # noqa: E402
+
+from keras_pass.models.configs import arch_config  # noqa: E402
+
+
+def test_flop_count_matches_the_published_vit_s_figure():
+    # ViT-S/16 at 224x224 (196 patches + CLS): 4.6 GMACs in the DeiT/timm tables.
+    flops = vit_forward_flops({**arch_config("vit_small"), "num_parts": 0}, 196, 1)
+    assert flops / 2 == pytest.approx(4.6e9, rel=0.03)
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_once_on_a_tiny_model(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "benchmark.py"), "all", "--tiny",
+         "--json", str(tmp_path / "out.json")],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=900,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for command in ("pretrain", "finetune", "extract", "data", "eval", "peak"):
+        line = next(l for l in result.stdout.splitlines() if l.startswith(command))
+        figures = [float(x) for x in re.findall(r" ([0-9.]+(?:e[+-]?[0-9]+)?)(?:,|$)", line)]
+        assert figures and all(f > 0 for f in figures), line
+    assert (tmp_path / "out.json").exists()
