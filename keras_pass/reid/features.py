@@ -20,7 +20,12 @@ from keras_pass.reid.reranking import re_ranking_features
 
 def _embed(model, images):
     if isinstance(model, PASSBackbone):  # a bare backbone: concat(CLS, mean PART)
-        return l2_normalize(ops.convert_to_numpy(model.reid_features(images)))
+        if tuple(images.shape[1:]) == tuple(model.image_shape):
+            outputs = model.predict_on_batch(images)  # compiled, unlike encode()
+            features = np.concatenate([outputs["cls"], np.mean(outputs["parts"], axis=1)], -1)
+        else:
+            features = ops.convert_to_numpy(model.reid_features(images))
+        return l2_normalize(features)
     return np.asarray(model.predict_on_batch(images))
 
 
