@@ -1,0 +1,76 @@
+"""`visualize_attention`: the paper's Figure 3 for a backbone preset.
+
+    python tools/visualize_attention.py PRESET IMAGES attention.png [--num-images 6]
+
+Draws, for some images, the last-layer attention of [CLS] and of each [PART]
+token over the image, and prints the share of each PART's attention that
+falls inside its own region (chance: the region's share of patch rows).
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="visualize_attention", description=__doc__.split("\n")[0])
+    parser.add_argument("preset", help="backbone preset directory or registered name")
+    parser.add_argument("images", help="image folder (any depth) or list file")
+    parser.add_argument("output", help="PNG file to write")
+    parser.add_argument("--num-images", type=int, default=6)
+    parser.add_argument("--normalization", choices=("imagenet", "half"), default="imagenet",
+                        help="imagenet for pre-trained presets, half (0.5/0.5) for fine-tuned ones")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def load_images(paths, image_size):
+    """Images resized to `image_size`, float32 in [0, 1]."""
+    from keras_pass.reid.data import make_test_dataset
+
+    dataset = make_test_dataset(paths, image_size, batch_size=len(paths), mean=(0.0,) * 3, std=(1.0,) * 3)
+    return next(dataset.as_numpy_iterator())
+
+
+def attention_report(backbone, images, normalization="imagenet"):
+    """(maps, shares, chances) for images in [0, 1]."""
+    from keras_pass.models.attention import part_attention_maps, region_attention_share
+
+    mean, std = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                 "half": ((0.5,) * 3, (0.5,) * 3)}[normalization]
+    maps = part_attention_maps(backbone, ((images - np.array(mean)) / np.array(std)).astype("float32"))
+    shares, chances = region_attention_share(backbone, maps, images.shape[1])
+    return maps, shares, chances
+
+
+def format_shares(shares, chances):
+    return ", ".join(
+        f"PART{i + 1} {100 * s:.1f}% (chance {100 * c:.0f}%)" for i, (s, c) in enumerate(zip(shares, chances))
+    )
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_pass.data.images import list_image_files
+    from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.plots import plot_attention_grid
+
+    try:
+        backbone = PASSBackbone.from_preset(args.preset)
+        paths = list_image_files(args.images)
+        rng = np.random.default_rng(args.seed)
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), min(args.num_images, len(paths)), replace=False))]
+        images = load_images(paths, backbone.image_shape[:2])
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    maps, shares, chances = attention_report(backbone, images, args.normalization)
+    plot_attention_grid(images, maps, args.output, shares)
+    print(f"part attention inside its region: {format_shares(shares, chances)}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
