@@ -66,6 +66,15 @@ def _fit_times(model, data, args):
     return _median_after_warmup(timer.times, args.warmup)
 
 
+def _compare(row, args, official_seconds, batch):
+    """Adds the official code's speed and the ratio when --official-repo is given."""
+    if args.official_repo and not args.tiny:
+        official = official_seconds(args.official_repo, args.arch, batch, args)
+        row.update({"official images/s": batch / official,
+                    "ours/official": row["images/s"] / (batch / official)})
+    return row
+
+
 def _arch(args):
     from keras_pass.models.configs import arch_config
 
@@ -89,10 +98,7 @@ def bench_pretrain(args):
     seconds = _fit_times(model, data, args)
     flops = pass_step_flops(config, batch, out_dim)
     row = {"images/s": batch / seconds, "s/step": seconds, "GFLOP/s": flops / seconds / 1e9}
-    if args.official_repo and not args.tiny:
-        official = benchmark_official.pretrain_step_seconds(args.official_repo, args.arch, batch, args)
-        row.update({"official images/s": batch / official, "ours/official": official / seconds})
-    return row
+    return _compare(row, args, benchmark_official.pretrain_step_seconds, batch)
 
 
 def bench_finetune(args):
@@ -109,10 +115,7 @@ def bench_finetune(args):
     seconds = _fit_times(model, (images, labels), args)
     row = {"images/s": batch / seconds, "s/step": seconds,
            "GFLOP/s": reid_step_flops(config, batch) / seconds / 1e9}
-    if args.official_repo and not args.tiny:
-        official = benchmark_official.finetune_step_seconds(args.official_repo, args.arch, batch, args)
-        row.update({"official images/s": batch / official, "ours/official": official / seconds})
-    return row
+    return _compare(row, args, benchmark_official.finetune_step_seconds, batch)
 
 
 def bench_extract(args):
@@ -130,10 +133,7 @@ def bench_extract(args):
     seconds = _median_after_warmup(times, args.warmup)
     flops = batch * vit_forward_flops(config, 128, 1 + config["num_parts"])
     row = {"images/s": batch / seconds, "GFLOP/s": flops / seconds / 1e9}
-    if args.official_repo and not args.tiny:
-        official = benchmark_official.extract_seconds(args.official_repo, args.arch, batch, args)
-        row.update({"official images/s": batch / official, "ours/official": official / seconds})
-    return row
+    return _compare(row, args, benchmark_official.extract_seconds, batch)
 
 
 def bench_data(args):
