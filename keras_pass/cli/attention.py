@@ -37,8 +37,9 @@ def attention_report(backbone, images, normalization="imagenet"):
     """(maps, shares, chances) for images in [0, 1]."""
     from keras_pass.models.attention import part_attention_maps, region_attention_share
 
-    mean, std = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "half": ((0.5,) * 3, (0.5,) * 3)}[normalization]
+    from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": (HALF_MEAN, HALF_STD)}[normalization]
     maps = part_attention_maps(backbone, ((images - np.array(mean)) / np.array(std)).astype("float32"))
     shares, chances = region_attention_share(backbone, maps, images.shape[1])
     return maps, shares, chances

@@ -11,6 +11,10 @@ import threading
 import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Pre-training normalises with ImageNet statistics, fine-tuning with 0.5/0.5.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF_MEAN = HALF_STD = (0.5, 0.5, 0.5)
 
 logger = logging.getLogger("keras_pass")
 
@@ -88,12 +92,13 @@ def _walk_images(folder, extensions):
     return sorted(found)
 
 
-def decode_image(contents):
-    """Decodes JPEG/PNG (also GIF/BMP) bytes to float32 RGB in [0, 1], shape
-    (height, width, 3). Grayscale inputs get 3 channels and alpha is dropped.
+def decode_image_uint8(contents):
+    """Decodes JPEG/PNG (also GIF/BMP) bytes to uint8 RGB, shape (height,
+    width, 3). Grayscale inputs get 3 channels and alpha is dropped.
 
     JPEGs use libjpeg's accurate integer DCT, the default of PIL, which the
-    official PyTorch pipelines read images with.
+    official PyTorch pipelines read images with (TF's default differs by up
+    to 5 levels).
     """
     image = tf.cond(
         tf.io.is_jpeg(contents),
@@ -101,7 +106,12 @@ def decode_image(contents):
         lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
     )
     image.set_shape((None, None, 3))
-    return tf.image.convert_image_dtype(image, tf.float32)
+    return image
+
+
+def decode_image(contents):
+    """`decode_image_uint8` as float32 in [0, 1]."""
+    return tf.image.convert_image_dtype(decode_image_uint8(contents), tf.float32)
 
 
 def read_image(path):

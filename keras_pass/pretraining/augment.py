@@ -20,8 +20,8 @@ import math
 
 import tensorflow as tf
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
+
 SOLARIZE_THRESHOLD = 128.0 / 255.0
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's "L" conversion, as torchvision
 PIL_BICUBIC_A = -0.5

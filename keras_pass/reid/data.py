@@ -17,8 +17,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-IMAGE_MEAN = (0.5, 0.5, 0.5)
-IMAGE_STD = (0.5, 0.5, 0.5)
+from keras_pass.data.images import HALF_MEAN as IMAGE_MEAN
+from keras_pass.data.images import decode_image_uint8
+from keras_pass.data.images import HALF_STD as IMAGE_STD
 
 
 class PKSampler:
@@ -84,8 +85,8 @@ class PKSampler:
 
 
 def read_image(path):
-    """Decodes a JPEG/PNG file to a (H, W, 3) uint8 tensor."""
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    """Decodes a JPEG/PNG file to a (H, W, 3) uint8 tensor, as PIL would."""
+    return decode_image_uint8(tf.io.read_file(path))
 
 
 def normalize(image, mean=IMAGE_MEAN, std=IMAGE_STD):

@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_pass.models.backbone import PASSBackbone
-from keras_pass.reid.data import make_test_dataset
+from keras_pass.reid.data import IMAGE_MEAN, IMAGE_STD, make_test_dataset
 from keras_pass.reid.datasets import ImageRecords
 from keras_pass.reid.evaluation import (
     alpha_query_expansion,
@@ -29,12 +29,15 @@ def _embed(model, images):
     return np.asarray(model.predict_on_batch(images))
 
 
-def extract_features(model, paths, image_size=None, batch_size=128, verbose=True):
+def extract_features(model, paths, image_size=None, batch_size=128, verbose=True,
+                     mean=IMAGE_MEAN, std=IMAGE_STD):
     """L2-normalised test features `(len(paths), dim)` of image files.
 
     `model` is a `ReIDModel` (its test feature) or a `PASSBackbone`
     (concat(CLS, mean(PART)), L2-normalised); `image_size` defaults to the
-    backbone's native size.
+    backbone's native size. `mean`/`std`: 0.5/0.5 as fine-tuning; pass the
+    ImageNet statistics (`IMAGENET_MEAN`/`IMAGENET_STD`) for a backbone
+    straight from pre-training.
     """
     backbone = model if isinstance(model, PASSBackbone) else model.backbone
     image_size = tuple(image_size or backbone.image_shape[:2])
@@ -43,7 +46,7 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
         raise ValueError("Expected at least one image path. Received: an empty list")
     bar = keras.utils.Progbar(len(paths), unit_name="images") if verbose else None
     features = []
-    for images in make_test_dataset(paths, image_size, batch_size).as_numpy_iterator():
+    for images in make_test_dataset(paths, image_size, batch_size, mean, std).as_numpy_iterator():
         features.append(_embed(model, images))
         if bar is not None:
             bar.add(len(images))
@@ -51,11 +54,11 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
 
 
 def evaluate_model(model, query, gallery, image_size=None, batch_size=128, rerank=False,
-                   query_expansion=False, max_rank=50, verbose=True):
+                   query_expansion=False, max_rank=50, verbose=True, mean=IMAGE_MEAN, std=IMAGE_STD):
     """Extracts query/gallery features (ImageRecords) and evaluates them
     with squared Euclidean distances, optionally alpha-QE then re-ranking."""
-    query_features = extract_features(model, query.paths, image_size, batch_size, verbose)
-    gallery_features = extract_features(model, gallery.paths, image_size, batch_size, verbose)
+    query_features = extract_features(model, query.paths, image_size, batch_size, verbose, mean, std)
+    gallery_features = extract_features(model, gallery.paths, image_size, batch_size, verbose, mean, std)
     return evaluate_feature_sets(
         query_features, gallery_features, query, gallery, rerank, query_expansion, max_rank, verbose
     )
