@@ -11,6 +11,8 @@ with `main(argv)` or, from a script, `absl.app.run(run)`.
 
 from absl import app, flags
 
+from keras_pass.cli.absl_command import absl_main, run_recipe
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_root", None, "Dataset folder (or its parent).")
 flags.DEFINE_enum("dataset", "market1501", ["market1501", "msmt17", "dukemtmc", "folder"],
@@ -65,16 +67,11 @@ def config_from_flags():
 
 def run(argv):
     """absl entry point: `app.run(run)`."""
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from keras_pass.reid.finetune import finetune
 
-    finetune(config_from_flags())
+    run_recipe(argv, finetune, config_from_flags)
 
 
 def main(argv=None):
-    """`keras-pass finetune --data_root ... --preset ...` (argv without the program)."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    app.run(run, argv=["finetune", *argv])
+    """`keras-pass finetune ...` (argv without the program)."""
+    absl_main("finetune", run, argv)

@@ -8,6 +8,8 @@ globals, 3 x 3 region crops of 128x64, 100 epochs, AdamW 5e-4 x batch/256,
 
 from absl import app, flags
 
+from keras_pass.cli.absl_command import absl_main, run_recipe
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Image folder (any depth) or a list file of image paths.")
 flags.DEFINE_string("output_dir", "runs/pretrain", "Checkpoints, TensorBoard logs, presets.")
@@ -62,16 +64,11 @@ def config_from_flags():
 
 def run(argv):
     """absl entry point: `app.run(run)`."""
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from keras_pass.pretraining.recipe import pretrain
 
-    pretrain(config_from_flags())
+    run_recipe(argv, pretrain, config_from_flags)
 
 
 def main(argv=None):
-    """`keras-pass pretrain --data_dir ...` (argv without the program)."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    app.run(run, argv=["pretrain", *argv])
+    """`keras-pass pretrain ...` (argv without the program)."""
+    absl_main("pretrain", run, argv)
