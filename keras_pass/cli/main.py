@@ -1,6 +1,7 @@
 """`keras-pass` command line: one entry point over the tools and examples."""
 
 import argparse
+import os
 import sys
 
 
@@ -40,6 +41,7 @@ COMMANDS = {
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog="keras-pass",
@@ -54,7 +56,14 @@ def main(argv=None):
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
-    return COMMANDS[args.command][0](argv[1:])
+    try:
+        return COMMANDS[args.command][0](argv[1:])
+    except (ValueError, OSError) as error:  # bad input: one line, no traceback
+        if os.environ.get("KERAS_PASS_TRACEBACK"):
+            raise
+        print(f"keras-pass {args.command}: error: {error}", file=sys.stderr)
+        print("(set KERAS_PASS_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
