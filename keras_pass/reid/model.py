@@ -32,7 +32,7 @@ FEATURE_FUSIONS = ("cat", "mean", "cls_only", "parts_only")
 TEST_FEATURES = ("before", "after")
 
 
-def _scale_for_replicas(loss):
+def scale_loss_for_replicas(loss):
     """TF + tf.distribute only: Keras's TF trainer expects the per-replica
     loss divided by the replica count (compiled losses are); an overridden
     `compute_loss` must do it itself or the update is N times too large."""
@@ -148,7 +148,7 @@ class ReIDModel(keras.Model):
         total, id_loss, triplet_loss = self.reid_loss(y, y_pred["logits"], y_pred["features"])
         self.id_loss_tracker.update_state(id_loss)
         self.triplet_loss_tracker.update_state(triplet_loss)
-        return _scale_for_replicas(total)
+        return scale_loss_for_replicas(total)
 
     @property
     def metrics(self):

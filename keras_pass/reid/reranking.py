@@ -26,7 +26,12 @@ from scipy import sparse
 
 from keras_pass.reid.progress import progress
 
-_CHUNK_ELEMENTS = 1 << 23
+_CHUNK_ELEMENTS = 1 << 23  # distances per block: 32 MiB of float32
+
+
+def block_rows(total):
+    """Rows per distance block, so that a block holds ~8M distances."""
+    return max(1, _CHUNK_ELEMENTS // total)
 
 
 class _MatrixColumns:
@@ -50,8 +55,9 @@ class _MatrixColumns:
         return np.take_along_axis(self.block(start, stop), cols, axis=1)
 
 
-class _FeatureColumns:
-    """Squared Euclidean distances from features, computed per block."""
+class FeatureDistances:
+    """Squared Euclidean distances from features, computed per block
+    (`query_features` first, then `gallery_features`, which may be empty)."""
 
     def __init__(self, query_features, gallery_features):
         self.features = np.concatenate(
@@ -82,8 +88,9 @@ def _blocks(columns, chunk_rows):
             yield start, min(start + chunk_rows, end)
 
 
-def _nearest(columns, num_neighbours, chunk_rows, verbose):
-    """Pass 1: per row, the max (for normalising) and the sorted neighbours."""
+def nearest_neighbours(columns, num_neighbours, chunk_rows, verbose=False):
+    """Per row: the `num_neighbours` nearest items sorted by distance (then
+    index; the item itself first) and the row maximum (for normalising)."""
     total = columns.num_query + columns.num_gallery
     ranks = np.empty((total, num_neighbours), dtype=np.int64)
     row_max = np.empty(total, dtype=np.float32)
@@ -99,7 +106,7 @@ def _nearest(columns, num_neighbours, chunk_rows, verbose):
     return ranks, row_max
 
 
-def _reciprocal(ranks, k):
+def reciprocal_table(ranks, k):
     """(N, k + 1) neighbour table with -1 where the neighbour is not k-reciprocal."""
     table = ranks[:, : k + 1]
     rows = np.arange(len(table))[:, None, None]
@@ -122,11 +129,17 @@ def _expanded_sets(reciprocal, half_reciprocal, rows):
     return np.where(duplicate, -1, members)
 
 
-def _encoding(columns, ranks, row_max, k1, chunk_rows, verbose):
-    """Pass 2: the sparse k-reciprocal encoding V (rows sum to 1)."""
-    total = len(ranks)
-    reciprocal = _reciprocal(ranks, k1)
-    half_reciprocal = _reciprocal(ranks, int(np.around(k1 / 2)))
+def k_reciprocal_encoding(columns, reciprocal, half_reciprocal, row_max, chunk_rows, verbose=False):
+    """The sparse k-reciprocal encoding V (rows sum to 1): weights
+    `exp(-d / row_max)` over each row's expanded k-reciprocal set.
+
+    `reciprocal`, `half_reciprocal`: `reciprocal_table` outputs (the sets
+    and the half-size sets used for the expansion); `columns` gives the
+    distances (`FeatureDistances` or the matrix form of `re_ranking`).
+    Shared by re-ranking and the clustering Jaccard distance, which differ
+    only in the set sizes and in `row_max` (ones there).
+    """
+    total = len(reciprocal)
     rows_out, cols_out, values_out = [], [], []
     for start, stop in progress(list(_blocks(columns, chunk_rows)), verbose, "encoding"):
         members = _expanded_sets(reciprocal, half_reciprocal, np.arange(start, stop))
@@ -145,7 +158,8 @@ def _encoding(columns, ranks, row_max, k1, chunk_rows, verbose):
     )
 
 
-def _local_query_expansion(encoding, ranks, k2):
+def local_query_expansion(encoding, ranks, k2):
+    """Each row of V replaced by the mean of the rows of its k2 nearest items."""
     if k2 == 1:
         return encoding
     total = encoding.shape[0]
@@ -157,9 +171,11 @@ def _local_query_expansion(encoding, ranks, k2):
     return (selector @ encoding).tocsr()
 
 
-def _jaccard(query_encoding, gallery_encoding, chunk_pairs, verbose):
-    """1 - sum(min) / sum(max) for every query x gallery pair, via an
-    inverted index (gallery columns) over the nonzeros of each query row."""
+def jaccard_blocks(query_encoding, gallery_encoding, chunk_pairs=2e7, verbose=False):
+    """Yields `(start, stop, distances)`: `1 - sum(min) / sum(max)` of query
+    rows start:stop against every gallery row, via an inverted index
+    (gallery columns) over the nonzeros of each query row. A block holds at
+    most ~8M distances and ~`chunk_pairs` pair terms."""
     by_column = gallery_encoding.tocsc()
     column_counts = np.diff(by_column.indptr)
     num_query, num_gallery = query_encoding.shape[0], gallery_encoding.shape[0]
@@ -175,7 +191,6 @@ def _jaccard(query_encoding, gallery_encoding, chunk_pairs, verbose):
             start, load = row + 1, 0.0
     if start < num_query:
         bounds.append((start, num_query))
-    result = np.empty((num_query, num_gallery), dtype=np.float32)
     for start, stop in progress(bounds, verbose, "jaccard"):
         chunk = query_encoding[start:stop].tocoo()
         counts = column_counts[chunk.col]
@@ -186,8 +201,7 @@ def _jaccard(query_encoding, gallery_encoding, chunk_pairs, verbose):
         flat = chunk.row[entry] * num_gallery + by_column.indices[position]
         overlap = np.bincount(flat, weights=minimum, minlength=(stop - start) * num_gallery)
         overlap = overlap.reshape(stop - start, num_gallery)
-        result[start:stop] = 1.0 - overlap / (2.0 - overlap)
-    return result
+        yield start, stop, (1.0 - overlap / (2.0 - overlap)).astype(np.float32)
 
 
 def _validate_k(k1, k2, lambda_value, total):
@@ -202,12 +216,16 @@ def _validate_k(k1, k2, lambda_value, total):
 def _re_rank(columns, k1, k2, lambda_value, verbose):
     total = columns.num_query + columns.num_gallery
     _validate_k(k1, k2, lambda_value, total)
-    chunk_rows = max(1, _CHUNK_ELEMENTS // total)
-    ranks, row_max = _nearest(columns, k1 + 1, chunk_rows, verbose)
-    encoding = _encoding(columns, ranks, row_max, k1, chunk_rows, verbose)
-    encoding = _local_query_expansion(encoding, ranks, k2)
+    chunk_rows = block_rows(total)
+    ranks, row_max = nearest_neighbours(columns, k1 + 1, chunk_rows, verbose)
+    reciprocal = reciprocal_table(ranks, k1)
+    half_reciprocal = reciprocal_table(ranks, int(np.around(k1 / 2)))
+    encoding = k_reciprocal_encoding(columns, reciprocal, half_reciprocal, row_max, chunk_rows, verbose)
+    encoding = local_query_expansion(encoding, ranks, k2)
     nq = columns.num_query
-    jaccard = _jaccard(encoding[:nq], encoding[nq:], 2e7, verbose)
+    jaccard = np.empty((nq, columns.num_gallery), dtype=np.float32)
+    for start, stop, block in jaccard_blocks(encoding[:nq], encoding[nq:], verbose=verbose):
+        jaccard[start:stop] = block
     if lambda_value == 0:
         return jaccard
     jaccard *= 1.0 - lambda_value
@@ -252,4 +270,4 @@ def re_ranking_features(query_features, gallery_features, k1=20, k2=6, lambda_va
             "Expected 2-D query and gallery features of equal width. Received: "
             f"{query_features.shape} and {gallery_features.shape}"
         )
-    return _re_rank(_FeatureColumns(query_features, gallery_features), k1, k2, lambda_value, verbose)
+    return _re_rank(FeatureDistances(query_features, gallery_features), k1, k2, lambda_value, verbose)
