@@ -20,6 +20,7 @@ import os
 
 import keras
 
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.callbacks import (
     AtomicBackupAndRestore,
     ReIDEvaluation,
@@ -65,19 +66,18 @@ class FinetuneConfig:
     verbose: int = 1
 
 
-def build_model(config, num_classes):
-    head = dict(feature_fusion=config.feature_fusion, multi_neck=config.multi_neck,
-                test_feature=config.test_feature, label_smoothing=config.label_smoothing,
-                triplet_margin=config.triplet_margin)
+def load_backbone(config):
+    """The `PASSBackbone` of `config.preset` or of an official `.pth`
+    (`config.checkpoint`, needs torch) at the training size and stride."""
     if (config.preset is None) == (config.checkpoint is None):
         raise ValueError(
             "Expected exactly one of `preset` and `checkpoint`. Received: "
             f"preset={config.preset}, checkpoint={config.checkpoint}"
         )
     if config.preset is not None:
-        return ReIDModel.from_preset(
-            config.preset, num_classes, image_shape=(*config.image_size, 3),
-            stride=config.stride, drop_path_rate=config.drop_path_rate, **head,
+        return PASSBackbone.from_preset(
+            config.preset, image_shape=(*config.image_size, 3), stride=config.stride,
+            drop_path_rate=config.drop_path_rate, pos_embed_interpolation="resize_only",
         )
     from keras_pass.models.convert import convert_checkpoint
 
@@ -87,7 +87,14 @@ def build_model(config, num_classes):
     )
     for line in report.lines():
         print(line)
-    return ReIDModel(backbone, num_classes, **head)
+    return backbone
+
+
+def build_model(config, num_classes):
+    head = dict(feature_fusion=config.feature_fusion, multi_neck=config.multi_neck,
+                test_feature=config.test_feature, label_smoothing=config.label_smoothing,
+                triplet_margin=config.triplet_margin)
+    return ReIDModel(load_backbone(config), num_classes, **head)
 
 
 def finetune(config):
