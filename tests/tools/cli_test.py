@@ -17,7 +17,8 @@ def _cli(*args):
 def test_help_lists_every_command():
     result = _cli("--help")
     assert result.returncode == 0
-    for command in ("convert", "presets", "pretrain", "finetune", "evaluate", "extract", "attention"):
+    for command in ("convert", "presets", "pretrain", "finetune", "usl", "uda", "evaluate", "extract",
+                    "attention"):
         assert command in result.stdout
 
 
@@ -41,3 +42,23 @@ def test_presets_lists_the_registry(tmp_path):
     )
     assert result.returncode == 0
     assert "pass_vit_small_p16_lup" in result.stdout and "not converted" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["usl", "uda"])
+def test_cluster_contrast_commands_list_their_flags(command):
+    result = _cli(command, "--helpfull")  # absl's help exits with status 1
+    for flag in ("--eps", "--k1", "--memory_momentum", "--multi_neck", "--iters"):
+        assert flag in result.stdout
+
+
+@pytest.mark.slow
+def test_uda_without_a_source_model_is_one_line(tmp_path):
+    from keras_pass.data.synthetic import write_market1501
+
+    write_market1501(str(tmp_path), num_train_ids=2, num_test_ids=2, num_distractors=0,
+                     num_junk=0, image_size=(32, 16))
+    result = _cli("uda", f"--data_root={tmp_path}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: Expected the source-domain model" in result.stderr
+    assert "Traceback" not in result.stderr
