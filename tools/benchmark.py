@@ -10,6 +10,8 @@ Subcommands (any number; `all` = every one):
   extract   images/s of feature extraction: ViT-S/16 256x128, batch 64
   data      source images/s of the multi-crop tf.data pipeline (2+9 crops each)
   eval      seconds of evaluation, Market-1501 sized and 20k x 20k, +- re-ranking
+  cluster   seconds to pseudo-label N random 768-d features (k-reciprocal Jaccard
+            k1=30/k2=6 + DBSCAN eps 0.6), N = --cluster-sizes (10,000 and 30,000)
   peak      measured float32 matmul peak of this machine (GFLOP/s), the
             reference for the achieved GFLOP/s printed by pretrain/finetune/extract
 
@@ -36,7 +38,7 @@ import numpy as np  # noqa: E402
 import benchmark_official  # noqa: E402
 from benchmark_flops import pass_step_flops, reid_step_flops, vit_forward_flops  # noqa: E402
 
-COMMANDS = ("pretrain", "finetune", "extract", "data", "eval", "peak")
+COMMANDS = ("pretrain", "finetune", "extract", "data", "eval", "cluster", "peak")
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -180,6 +182,18 @@ def bench_eval(args):
     return row
 
 
+def bench_cluster(args):
+    from keras_pass.uda.benchmark import time_clustering
+
+    row = {}
+    for size in [300] if args.tiny else args.cluster_sizes:
+        timing = time_clustering(size, num_ids=10 if args.tiny else 0, search=args.cluster_search)
+        row[f"N={size} s"] = timing["jaccard s"] + timing["dbscan s"]
+        row[f"N={size} clusters"] = timing["clusters"]
+        row["peak GB"] = timing["peak GB"]
+    return row
+
+
 def bench_peak(args):
     size = 256 if args.tiny else 2048
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(size, size)).astype("float32"))
@@ -208,6 +222,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
     parser.add_argument("--jit", default="auto", choices=("auto", "true", "false"))
     parser.add_argument("--rerank", action="store_true", help="also re-rank 20k x 20k (about a minute)")
+    parser.add_argument("--cluster-sizes", type=int, nargs="+", default=[10000, 30000])
+    parser.add_argument("--cluster-search", default="auto", choices=("auto", "numpy", "faiss"),
+                        help="neighbour search of the clustering (auto: faiss-cpu if installed)")
     parser.add_argument("--official-repo", help="local clone of CASIA-IVA-Lab/PASS-reID")
     parser.add_argument("--tiny", action="store_true", help="tiny model, one repetition: a smoke test")
     parser.add_argument("--json", help="also write the results to this file")
@@ -224,7 +241,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     benches = {"pretrain": bench_pretrain, "finetune": bench_finetune, "extract": bench_extract,
-               "data": bench_data, "eval": bench_eval, "peak": bench_peak}
+               "data": bench_data, "eval": bench_eval, "cluster": bench_cluster,
+               "peak": bench_peak}
     print(f"backend={keras.config.backend()} keras={keras.version()} precision={args.precision} "
           f"jit={args.jit} cpus={os.cpu_count()}")
     results = {}

@@ -73,9 +73,14 @@ class FeatureDistances:
         return np.maximum(distances, 0.0)
 
     def entries(self, start, stop, cols):
-        """Only the requested distances: (c, m) dot products, not (c, N)."""
-        rows = self.features[start:stop]
-        dots = np.einsum("cd,cmd->cm", rows, self.features[cols])
+        """Only the requested distances: (c, m) dot products, not (c, N);
+        the gathered (rows, m, D) features are bounded to ~8M values."""
+        step = max(1, _CHUNK_ELEMENTS // max(1, cols.shape[1] * self.features.shape[1]))
+        dots = np.empty(cols.shape, np.float32)
+        for first in range(0, stop - start, step):
+            part = slice(first, first + step)
+            rows = self.features[start + first:min(start + first + step, stop)]
+            dots[part] = np.einsum("cd,cmd->cm", rows, self.features[cols[part]])
         distances = self.squares[start:stop, None] + self.squares[cols] - 2.0 * dots
         return np.maximum(distances, 0.0)
 

@@ -28,7 +28,7 @@ def test_every_benchmark_runs_once_on_a_tiny_model(tmp_path):
         env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for command in ("pretrain", "finetune", "extract", "data", "eval", "peak"):
+    for command in ("pretrain", "finetune", "extract", "data", "eval", "cluster", "peak"):
         line = next(l for l in result.stdout.splitlines() if l.startswith(command))
         figures = [float(x) for x in re.findall(r" ([0-9.]+(?:e[+-]?[0-9]+)?)(?:,|$)", line)]
         assert figures and all(f > 0 for f in figures), line
