@@ -59,3 +59,26 @@ def test_loss_is_cross_entropy_on_the_old_memory_then_memory_updates():
     updated = keras.ops.convert_to_numpy(memory.centroids)
     np.testing.assert_allclose(updated[:6], reference_hard_update(centroids, features, labels, 0.2), atol=1e-6)
     np.testing.assert_array_equal(updated[6:], 0)
+
+
+@pytest.mark.slow
+def test_two_device_data_parallel_updates_the_memory_as_one_device(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT
+
+    def run(out, *extra):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT}
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.uda.tiny_memory_run", str(out), *extra],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return np.load(out)
+
+    one = run(tmp_path / "one.npz")
+    two = run(tmp_path / "two.npz", "--devices", "2")
+    for key in ("memory", "kernel"):
+        np.testing.assert_allclose(two[key], one[key], atol=1e-5, err_msg=key)

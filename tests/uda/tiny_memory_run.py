@@ -1,0 +1,67 @@
+"""A few cluster-memory train steps on 1 or 2 simulated CPU devices, for
+subprocess tests: `python -m tests.uda.tiny_memory_run OUT.npz [--devices 2]`.
+
+The model is a Dense layer (no BatchNorm, whose per-replica statistics would
+differ from one device under tf.distribute) feeding `ClusterMemory`; each
+cluster has one instance in each replica's half of the batch, so a memory
+update from a replica's half batch would differ from the global rule.
+"""
+
+import argparse
+import contextlib
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("out")
+parser.add_argument("--devices", type=int, default=1)
+args = parser.parse_args()
+if args.devices > 1:
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_pass.reid.model import scale_loss_for_replicas  # noqa: E402
+from keras_pass.uda.memory import ClusterMemory, l2_normalize  # noqa: E402
+
+
+class TinyMemoryModel(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(8)
+        self.memory = ClusterMemory(8, capacity=6)
+
+    def call(self, x, training=False):
+        return l2_normalize(self.dense(x))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return scale_loss_for_replicas(self.memory.loss_and_update(y_pred, y, update=training))
+
+
+def strategy_scope():
+    if args.devices == 1:
+        return contextlib.nullcontext()
+    if keras.config.backend() == "jax":
+        devices = keras.distribution.list_devices("cpu")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.devices)]).scope()
+
+
+rng = np.random.default_rng(0)
+images = rng.normal(size=(8, 5)).astype("float32")
+labels = np.array([0, 1, 2, 3, 0, 1, 2, 3], "int32")
+with strategy_scope():
+    keras.utils.set_random_seed(0)
+    model = TinyMemoryModel()
+    model.build((None, 5))
+    model.memory.reset(rng.normal(size=(4, 8)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False if args.devices > 1 else "auto")
+dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+history = model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0, shuffle=False)
+np.savez(args.out, memory=keras.ops.convert_to_numpy(model.memory.centroids),
+         kernel=keras.ops.convert_to_numpy(model.dense.kernel),
+         loss=np.array(history.history["loss"]))
