@@ -34,7 +34,7 @@ COMMANDS = {
     "pretrain": (_delegate("pretrain"), "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
     "finetune": (_delegate("finetune"), "supervised ReID fine-tuning (examples/finetune_market1501.py)"),
     "usl": (_delegate("usl"), "unsupervised ReID with cluster contrast (examples/usl_market1501.py)"),
-    "uda": (_delegate("uda"), "domain adaptation from a source model with cluster contrast (examples/uda_market1501.py)"),
+    "uda": (_delegate("uda"), "cluster-contrast domain adaptation (examples/uda_market1501.py)"),
     "extract": (_delegate("extract"), "extract ReID features of a dataset or folder to .npy"),
     "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),
     "visualize": (_delegate("visualize"), "ranked-list picture of queries and their top-k matches"),

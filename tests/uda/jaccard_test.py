@@ -38,7 +38,8 @@ def reference_jaccard(features, k1, k2):
 def grouped_features(seed=0, groups=5, per_group=8, dim=8, spread=0.35):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(groups, dim))
-    return (np.repeat(centers, per_group, 0) + spread * rng.normal(size=(groups * per_group, dim))).astype(np.float32)
+    noise = spread * rng.normal(size=(groups * per_group, dim))
+    return (np.repeat(centers, per_group, 0) + noise).astype(np.float32)
 
 
 @pytest.mark.parametrize("k1,k2", [(6, 3), (10, 1), (12, 6)])

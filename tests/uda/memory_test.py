@@ -54,10 +54,12 @@ def test_loss_is_cross_entropy_on_the_old_memory_then_memory_updates():
     memory.reset(centroids)
     loss = float(keras.ops.convert_to_numpy(memory.loss_and_update(features, labels)))
     logits = features @ centroids.T / 0.05
-    log_probs = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
     np.testing.assert_allclose(loss, -log_probs[np.arange(len(labels)), labels].mean(), rtol=1e-5)
     updated = keras.ops.convert_to_numpy(memory.centroids)
-    np.testing.assert_allclose(updated[:6], reference_hard_update(centroids, features, labels, 0.2), atol=1e-6)
+    expected = reference_hard_update(centroids, features, labels, 0.2)
+    np.testing.assert_allclose(updated[:6], expected, atol=1e-6)
     np.testing.assert_array_equal(updated[6:], 0)
 
 

@@ -47,7 +47,8 @@ def strategy_scope():
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         return contextlib.nullcontext()
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
+    logical = [tf.config.LogicalDeviceConfiguration()] * args.devices
+    tf.config.set_logical_device_configuration(cpu, logical)
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.devices)]).scope()
 
 
