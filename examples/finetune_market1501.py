@@ -16,9 +16,8 @@ absl flags (defined in `keras_pass/cli/finetune.py`): --data_root,
 same command to resume an interrupted run.
 """
 
-from absl import app
-
+from keras_pass.cli.absl_command import example_main
 from keras_pass.cli.finetune import run
 
 if __name__ == "__main__":
-    app.run(run)
+    example_main("finetune", run, __doc__)

@@ -18,9 +18,8 @@ absl flags (defined in `keras_pass/cli/pretrain.py`): --data_dir,
 logs in output_dir/logs; re-run the same command to resume.
 """
 
-from absl import app
-
+from keras_pass.cli.absl_command import example_main
 from keras_pass.cli.pretrain import run
 
 if __name__ == "__main__":
-    app.run(run)
+    example_main("pretrain", run, __doc__)

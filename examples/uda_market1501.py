@@ -13,9 +13,8 @@ train on the unlabeled target with the release's settings
 absl flags: see `keras_pass/cli/cluster_contrast.py`.
 """
 
-from absl import app
-
+from keras_pass.cli.absl_command import example_main
 from keras_pass.cli.uda import run
 
 if __name__ == "__main__":
-    app.run(run)
+    example_main("uda", run, __doc__)

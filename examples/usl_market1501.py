@@ -13,9 +13,8 @@ absl flags: see `keras_pass/cli/cluster_contrast.py`. Re-run the same command
 to resume an interrupted run.
 """
 
-from absl import app
-
+from keras_pass.cli.absl_command import example_main
 from keras_pass.cli.usl import run
 
 if __name__ == "__main__":
-    app.run(run)
+    example_main("usl", run, __doc__)

@@ -74,4 +74,4 @@ def run(argv):
 
 def main(argv=None):
     """`keras-pass finetune ...` (argv without the program)."""
-    absl_main("finetune", run, argv)
+    return absl_main("finetune", run, argv)

@@ -71,4 +71,4 @@ def run(argv):
 
 def main(argv=None):
     """`keras-pass pretrain ...` (argv without the program)."""
-    absl_main("pretrain", run, argv)
+    return absl_main("pretrain", run, argv)

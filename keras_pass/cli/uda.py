@@ -7,4 +7,4 @@ from keras_pass.cli.cluster_contrast import run_uda as run
 
 def main(argv=None):
     """`keras-pass uda ...` (argv without the program)."""
-    absl_main("uda", run, argv)
+    return absl_main("uda", run, argv)

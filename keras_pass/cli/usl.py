@@ -7,4 +7,4 @@ from keras_pass.cli.cluster_contrast import run_usl as run
 
 def main(argv=None):
     """`keras-pass usl ...` (argv without the program)."""
-    absl_main("usl", run, argv)
+    return absl_main("usl", run, argv)

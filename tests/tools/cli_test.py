@@ -45,10 +45,17 @@ def test_presets_lists_the_registry(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["usl", "uda"])
-def test_cluster_contrast_commands_list_their_flags(command):
-    result = _cli(command, "--helpfull")  # absl's help exits with status 1
-    for flag in ("--eps", "--k1", "--memory_momentum", "multi_neck", "--iters"):
+@pytest.mark.parametrize("command, flag_names", [
+    ("usl", ("--eps", "--k1", "--memory_momentum", "--iters")),
+    ("uda", ("--eps", "multi_neck", "--preset")),
+    ("finetune", ("--data_root", "--feature_fusion", "rerank")),
+    ("pretrain", ("--data_dir", "--out_dim", "--local_crops_per_part")),
+])
+def test_recipe_help_lists_the_command_flags(command, flag_names):
+    result = _cli(command, "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"usage: keras-pass {command}")
+    for flag in flag_names:
         assert flag in result.stdout
 
 
