@@ -29,6 +29,7 @@ def _delegate(module):
 
 
 COMMANDS = {
+    "demo": (_delegate("demo"), "the main job: PASS end to end on generated pedestrians (--quick: ~1 min)"),
     "convert": (_delegate("convert"), "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
     "pretrain": (_delegate("pretrain"), "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
