@@ -201,3 +201,22 @@ def make_generic(root, size=(48, 24)):
                 if split == "gallery":
                     rows.append(f"{relative},{pid},{camera}\n")
     return rows
+
+
+def simulated_devices_scope(num_devices):
+    """Data parallelism over `num_devices` simulated CPU devices: JAX
+    `DataParallel` (needs XLA_FLAGS=--xla_force_host_platform_device_count
+    set before JAX starts) or a TF `MirroredStrategy` scope."""
+    import contextlib
+
+    if num_devices == 1:
+        return contextlib.nullcontext()
+    if keras.config.backend() == "jax":
+        devices = keras.distribution.list_devices("cpu")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)]).scope()

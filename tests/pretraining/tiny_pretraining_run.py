@@ -23,26 +23,15 @@ args = parser.parse_args()
 if args.devices > 1:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
 
-import contextlib  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_pass.pretraining import PretrainingCheckpoint, pass_schedules  # noqa: E402
-from tests.helpers import tiny_crops, tiny_pretrainer  # noqa: E402
+from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  # noqa: E402
 
 
-def strategy_scope():
-    if args.devices == 1:
-        return contextlib.nullcontext()
-    if keras.config.backend() == "jax":
-        devices = keras.distribution.list_devices("cpu")
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return contextlib.nullcontext()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
-    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.devices)]).scope()
 
 
 class KillAt(keras.callbacks.Callback):
@@ -55,7 +44,7 @@ class KillAt(keras.callbacks.Callback):
             os._exit(3)  # like a killed process: no cleanup, no final save
 
 
-with strategy_scope():
+with simulated_devices_scope(args.devices):
     keras.utils.set_random_seed(0)
     model = tiny_pretrainer(drop_path_rate=float(os.environ.get("DROP_PATH", "0.1")))
     model.compile(jit_compile=False if args.devices > 1 else "auto")

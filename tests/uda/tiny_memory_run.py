@@ -8,7 +8,6 @@ update from a replica's half batch would differ from the global rule.
 """
 
 import argparse
-import contextlib
 import os
 
 parser = argparse.ArgumentParser()
@@ -24,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_pass.reid.model import scale_loss_for_replicas  # noqa: E402
 from keras_pass.uda.memory import ClusterMemory, l2_normalize  # noqa: E402
+from tests.helpers import simulated_devices_scope  # noqa: E402
 
 
 class TinyMemoryModel(keras.Model):
@@ -39,23 +39,12 @@ class TinyMemoryModel(keras.Model):
         return scale_loss_for_replicas(self.memory.loss_and_update(y_pred, y, update=training))
 
 
-def strategy_scope():
-    if args.devices == 1:
-        return contextlib.nullcontext()
-    if keras.config.backend() == "jax":
-        devices = keras.distribution.list_devices("cpu")
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return contextlib.nullcontext()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    logical = [tf.config.LogicalDeviceConfiguration()] * args.devices
-    tf.config.set_logical_device_configuration(cpu, logical)
-    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.devices)]).scope()
 
 
 rng = np.random.default_rng(0)
 images = rng.normal(size=(8, 5)).astype("float32")
 labels = np.array([0, 1, 2, 3, 0, 1, 2, 3], "int32")
-with strategy_scope():
+with simulated_devices_scope(args.devices):
     keras.utils.set_random_seed(0)
     model = TinyMemoryModel()
     model.build((None, 5))

@@ -1,0 +1,36 @@
+"""`keras-pass demo --quick`, end to end, through the command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_and_reports(tmp_path):
+    output_dir = str(tmp_path / "demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_pass", "demo", "--quick", "--output_dir", output_dir],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=1200,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("(a) random init, kNN", "(b) PASS pre-trained, kNN", "(c) PASS + supervised",
+                "(d) random init + the same", "part attention inside its region, pass"):
+        assert row in result.stdout
+    with open(os.path.join(output_dir, "metrics.json")) as handle:
+        metrics = json.load(handle)
+    for key in ("random_init_knn", "pass_knn", "pass_finetuned", "random_init_finetuned"):
+        assert 0.0 < metrics[key]["mAP"] <= 1.0 and 0.0 <= metrics[key]["rank1"] <= 1.0
+    for picture in ("attention_random_init.png", "attention_pass.png", "ranking_pass.png",
+                    "training_curves.png"):
+        assert os.path.getsize(os.path.join(output_dir, "pictures", picture)) > 1000
+    assert os.path.isfile(os.path.join(output_dir, "pretrain", "teacher_preset", "config.json"))
+    # After the quick pre-training every [PART] token looks mostly at its own region.
+    shares = metrics["part_attention"]["pass"]
+    assert np.all(np.array(shares["share"]) > np.array(shares["chance"])), shares
