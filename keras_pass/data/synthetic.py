@@ -85,17 +85,32 @@ def _texture(texture, yy, xx, period):
     return np.zeros_like(yy, dtype=bool)
 
 
-def render_person(identity, camera, rng, height=128, width=64):
-    """One view (uint8, height x width x 3) of an identity under a camera."""
+BACKGROUNDS = ("scene", "plain")
+
+
+def _background(camera, rng, yy, h, background):
+    if background not in BACKGROUNDS:
+        raise ValueError(f"Expected background in {BACKGROUNDS}. Received: background={background}")
+    if background == "plain":  # one grey for every view: no instance information
+        canvas = np.full((*yy.shape, 3), 128.0, np.float32)
+    else:  # mostly per-view: as in real crops, the person is what two views share
+        top, bottom = 0.4 * camera["background"] + 0.6 * rng.uniform(30, 230, size=(2, 3)).astype(np.float32)
+        canvas = top + (bottom - top) * (yy / h)[..., None]
+    return canvas + rng.normal(0, 6, size=(*yy.shape, 1)).astype(np.float32)
+
+
+def render_person(identity, camera, rng, height=128, width=64, background="scene"):
+    """One view (uint8, height x width x 3) of an identity under a camera.
+
+    `background`: "scene" (coloured, mostly per view, with clutter) or
+    "plain" (the same grey for every view, no clutter; the camera's colour
+    cast, brightness and blur still apply).
+    """
     scale = 2  # draw at 2x, then box-downsample: smooth edges
     h, w = height * scale, width * scale
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Mostly per-view backgrounds: as in real crops, the person is the one
-    # thing two views of an identity share.
-    top, bottom = 0.4 * camera["background"] + 0.6 * rng.uniform(30, 230, size=(2, 3)).astype(np.float32)
-    canvas = top + (bottom - top) * (yy / h)[..., None]
-    canvas = canvas + rng.normal(0, 6, size=(h, w, 1)).astype(np.float32)
-    for _ in range(rng.integers(0, 4)):  # background clutter behind the person
+    canvas = _background(camera, rng, yy, h, background)
+    for _ in range(rng.integers(0, 4) if background == "scene" else 0):  # clutter behind the person
         by, bx = rng.uniform(0, h), rng.uniform(-0.2 * w, w)
         clutter = (yy >= by) & (yy < by + rng.uniform(0.1, 0.5) * h) & (xx >= bx) & (xx < bx + rng.uniform(0.1, 0.4) * w)
         _fill(canvas, clutter, rng.uniform(30, 220, size=3).astype(np.float32))
@@ -183,10 +198,10 @@ def _save_jpeg(path, image):
     Image.fromarray(image).save(path, quality=92)
 
 
-def _views(identity, cameras, styles, rng, views_per_camera, size):
+def _views(identity, cameras, styles, rng, views_per_camera, size, background):
     for camera in cameras:
         for _ in range(rng.integers(views_per_camera[0], views_per_camera[1] + 1)):
-            yield camera, render_person(identity, styles[camera], rng, *size)
+            yield camera, render_person(identity, styles[camera], rng, *size, background)
 
 
 def write_market1501(
@@ -200,6 +215,7 @@ def write_market1501(
     num_junk=10,
     image_size=(128, 64),
     seed=0,
+    background="scene",
 ):
     """Writes a Market-1501-style folder (`bounding_box_train`, `query`,
     `bounding_box_test`, names `PPPP_cCsS_FFFFFF_NN.jpg`) and returns counts.
@@ -207,6 +223,7 @@ def write_market1501(
     Test identities get one query per camera they appear in, except their
     last camera (so every query has a cross-camera match); the gallery holds
     their other views, distractors (id 0000) and junk images (id -1).
+    `background`: see `render_person`.
     """
     rng = np.random.default_rng(seed)
     identities = sample_identities(num_train_ids + num_test_ids + num_distractors, seed)
@@ -227,27 +244,31 @@ def write_market1501(
         return sorted(rng.choice(num_cameras, size=min(count, num_cameras), replace=False))
 
     for i in range(num_train_ids):
-        for k, (camera, image) in enumerate(_views(identities[i], cameras_of(), styles, rng, views_per_camera, image_size)):
+        views = _views(identities[i], cameras_of(), styles, rng, views_per_camera, image_size, background)
+        for k, (camera, image) in enumerate(views):
             save("bounding_box_train", 2 + 3 * i, camera, image, k)
     for i in range(num_train_ids, num_train_ids + num_test_ids):
         pid, cameras = 2 + 3 * i, cameras_of()
         queried = set()
-        for k, (camera, image) in enumerate(_views(identities[i], cameras, styles, rng, views_per_camera, image_size)):
+        views = _views(identities[i], cameras, styles, rng, views_per_camera, image_size, background)
+        for k, (camera, image) in enumerate(views):
             split = "query" if camera != cameras[-1] and camera not in queried else "bounding_box_test"
             queried.add(camera)
             save(split, pid, camera, image, k)
     for i in range(num_train_ids + num_test_ids, len(identities)):
         camera = int(rng.integers(num_cameras))
-        save("bounding_box_test", 0, camera, render_person(identities[i], styles[camera], rng, *image_size), 0)
+        save("bounding_box_test", 0, camera, render_person(identities[i], styles[camera], rng, *image_size, background), 0)
     for k in range(num_junk):  # Market's junk: badly cropped fragments
         camera = int(rng.integers(num_cameras))
-        image = render_person(identities[int(rng.integers(len(identities)))], styles[camera], rng, *image_size)
+        image = render_person(identities[int(rng.integers(len(identities)))], styles[camera], rng, *image_size,
+                              background)
         rows = np.arange(image_size[0]) // 3  # the top third, stretched
         save("bounding_box_test", -1, camera, image[rows], k)
     return counts
 
 
-def write_unlabeled(root, num_identities=200, views=(2, 4), num_cameras=6, image_size=(128, 64), seed=1):
+def write_unlabeled(root, num_identities=200, views=(2, 4), num_cameras=6, image_size=(128, 64), seed=1,
+                    background="scene"):
     """Writes a LUPerson-style unlabeled folder: `root/images/<video>/<n>.jpg`.
 
     Use a different `seed` from the labelled set: pre-training data are other
@@ -258,7 +279,7 @@ def write_unlabeled(root, num_identities=200, views=(2, 4), num_cameras=6, image
     paths = []
     for i, identity in enumerate(sample_identities(num_identities, seed)):
         cameras = rng.choice(num_cameras, size=2, replace=False)
-        for k, (_, image) in enumerate(_views(identity, cameras, styles, rng, views, image_size)):
+        for k, (_, image) in enumerate(_views(identity, cameras, styles, rng, views, image_size, background)):
             path = os.path.join(root, "images", f"{i // 50:04d}", f"{i:05d}_{k:02d}.jpg")
             _save_jpeg(path, image)
             paths.append(path)

@@ -35,6 +35,10 @@ class PASSBackbone(Backbone):
         layer_norm_epsilon: LayerNorm epsilon (1e-6 as released).
         pos_embed_interpolation: `"resize_only"` (fine-tuning semantics) or
             `"always"` (pre-training semantics); see `PartTokenEmbedding`.
+        qkv_init_std: std of the qkv kernels' truncated-normal init (0.02 as
+            released). At a small width the released init gives near-uniform
+            attention (logits scale with the width), which a short run never
+            leaves; the demo's 96-wide ViT uses 0.1.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class PASSBackbone(Backbone):
         dropout_rate=0.0,
         layer_norm_epsilon=1e-6,
         pos_embed_interpolation="resize_only",
+        qkv_init_std=0.02,
         dtype=None,
         **kwargs,
     ):
@@ -81,6 +86,7 @@ class PASSBackbone(Backbone):
                 drop_path_rate * i / max(num_layers - 1, 1),
                 dropout_rate,
                 layer_norm_epsilon,
+                qkv_init_std,
                 dtype=dtype,
                 name=f"block_{i}",
             )
@@ -108,6 +114,7 @@ class PASSBackbone(Backbone):
         self.dropout_rate = dropout_rate
         self.layer_norm_epsilon = layer_norm_epsilon
         self.pos_embed_interpolation = pos_embed_interpolation
+        self.qkv_init_std = qkv_init_std
         self.grid_shape = grid_shape
 
     def _tokens(self, images, part_index=None, training=None):
@@ -198,6 +205,7 @@ class PASSBackbone(Backbone):
                 "dropout_rate": self.dropout_rate,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "pos_embed_interpolation": self.pos_embed_interpolation,
+                "qkv_init_std": self.qkv_init_std,
             }
         )
         return config

@@ -8,8 +8,8 @@ from keras_pass.models.pos_embed import grid_size, resample_pos_embed
 INTERPOLATION_MODES = ("resize_only", "always")
 
 
-def _trunc_normal():
-    return keras.initializers.TruncatedNormal(stddev=0.02)
+def _trunc_normal(stddev=0.02):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")
@@ -178,21 +178,23 @@ class TransformerBlock(keras.layers.Layer):
         drop_path_rate=0.0,
         dropout_rate=0.0,
         layer_norm_epsilon=1e-6,
+        qkv_init_std=0.02,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
         self.mlp_dim = mlp_dim
+        self.qkv_init_std = qkv_init_std
         self.drop_path_rate = drop_path_rate
         self.dropout_rate = dropout_rate
         self.layer_norm_epsilon = layer_norm_epsilon
         self.head_dim = hidden_dim // num_heads
 
-        def dense(units, name):
+        def dense(units, name, stddev=0.02):
             return keras.layers.Dense(
                 units,
-                kernel_initializer=_trunc_normal(),
+                kernel_initializer=_trunc_normal(stddev),
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -203,7 +205,7 @@ class TransformerBlock(keras.layers.Layer):
             )
 
         self.norm1 = norm("norm1")
-        self.qkv = dense(3 * hidden_dim, "qkv")  # rows [q; k; v] like PyTorch
+        self.qkv = dense(3 * hidden_dim, "qkv", qkv_init_std)  # rows [q; k; v] like PyTorch
         self.proj = dense(hidden_dim, "proj")
         self.norm2 = norm("norm2")
         self.fc1 = dense(mlp_dim, "fc1")
@@ -258,4 +260,5 @@ class TransformerBlock(keras.layers.Layer):
             "drop_path_rate": self.drop_path_rate,
             "dropout_rate": self.dropout_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "qkv_init_std": self.qkv_init_std,
         }

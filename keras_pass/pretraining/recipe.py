@@ -46,6 +46,7 @@ class PretrainConfig:
     global_scale: tuple = (0.4, 1.0)
     local_scale: tuple = (0.1, 0.8)
     local_crops_per_part: int = 3
+    view_augmentations: object = None  # None: the release's; see make_pass_dataset
     epochs: int = 100
     batch_size: int = 128
     steps_per_epoch: int = None  # None: one pass over the images
@@ -112,7 +113,8 @@ def pretrain(config):
         config.data, config.batch_size, global_size=config.image_size,
         local_size=config.local_size, global_scale=config.global_scale,
         local_scale=config.local_scale, local_crops_per_part=config.local_crops_per_part,
-        seed=config.seed, repeat=True, initial_epoch=saved.get("epoch", 0),
+        view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
+        initial_epoch=saved.get("epoch", 0),
     )
     steps = config.steps_per_epoch or dataset.steps_per_epoch
     with distribution_scope(config.distribution):

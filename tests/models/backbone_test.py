@@ -156,3 +156,14 @@ def test_per_sample_part_index_matches_separate_calls():
         backbone.encode(local, part_index=np.array([0, 1]))
     with pytest.raises(ValueError, match="part_index"):
         backbone.encode(local, part_index=np.array([0, 1, 3]))
+
+
+def test_qkv_init_std_sets_only_the_qkv_kernels():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    wide = PASSBackbone(**{**TINY_BACKBONE, "hidden_dim": 64, "mlp_dim": 128}, qkv_init_std=0.1)
+    assert wide.get_config()["qkv_init_std"] == 0.1
+    qkv = to_numpy(wide.get_layer("block_0").qkv.kernel)
+    fc1 = to_numpy(wide.get_layer("block_0").fc1.kernel)
+    assert 0.07 < qkv.std() < 0.1 and 0.014 < fc1.std() < 0.02  # truncated at 2 std

@@ -251,3 +251,13 @@ class TestAugment:
         plain = ~params["solarize"]
         np.testing.assert_array_equal(flipped[plain], params["flip"][plain])
         assert abs(params["flip"].mean() - 0.5) < 0.08
+
+
+def test_blur_scale_scales_only_the_blur_sigma():
+    from keras_pass.pretraining.augment import dino_view_augmentations
+
+    release, small = dino_view_augmentations(), dino_view_augmentations(blur_scale=0.25)
+    for name in release:
+        assert small[name]["blur_sigma"] == pytest.approx((0.025, 0.5))
+        assert {k: v for k, v in small[name].items() if k != "blur_sigma"} == {
+            k: v for k, v in release[name].items() if k != "blur_sigma"}
