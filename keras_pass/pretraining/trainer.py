@@ -273,8 +273,16 @@ class PASSPretrainer(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def save_teacher_preset(self, preset_dir):
-        """The teacher backbone as a preset: what users fine-tune from."""
-        self.teacher_backbone.save_to_preset(preset_dir)
+        """The teacher backbone as a preset: what users fine-tune from.
+
+        Saved trainable: the teacher is frozen only inside this trainer, and
+        a preset saved frozen would fine-tune nothing but the heads.
+        """
+        self.teacher_backbone.trainable = True
+        try:
+            self.teacher_backbone.save_to_preset(preset_dir)
+        finally:
+            self.teacher_backbone.trainable = False
 
     def get_config(self):
         return {

@@ -121,6 +121,7 @@ class TestPASSPretrainer:
         restored = PASSBackbone.from_preset(str(tmp_path / "teacher"))
         np.testing.assert_array_equal(to_numpy(restored.embeddings.cls_pos), np.ones((1, 32)))
         assert restored.drop_path_rate == 0.0
+        assert restored.trainable and not model.teacher_backbone.trainable  # fine-tunable preset
 
 
 def test_loss_falls_on_a_fixed_tiny_set(tmp_path):
