@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-# Plain data. The full demo takes about 7 minutes on 2 CPU cores.
+# Plain data. The full demo takes 5-7 minutes on 2 CPU cores.
 _FULL = {
     # Plain grey backgrounds: in minutes of pre-training, coloured per-view
     # backgrounds are what self-distillation latches on to (they tell images

@@ -7,7 +7,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-pass demo",
         description="Generate pedestrians, PASS pre-train a small ViT, fine-tune, evaluate, and "
-                    "write a table, metrics.json and pictures (about 7 minutes on 2 CPU cores).",
+                    "write a table, metrics.json and pictures (5-7 minutes on 2 CPU cores).",
     )
     parser.add_argument("--output_dir", default="keras_pass_demo",
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
