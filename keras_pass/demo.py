@@ -19,7 +19,6 @@ hyper-parameters (in `DEMO_CONFIGS`) differ from the release where minutes
 of CPU need them to: see the comments there.
 """
 
-import dataclasses
 import json
 import os
 import time

@@ -2,6 +2,7 @@
 and a crash-safe BackupAndRestore. Every file is written atomically
 (temporary file, then `os.replace`)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,11 @@ def write_json_atomically(path, data):
     with open(temporary, "w") as handle:
         json.dump(data, handle, indent=2)
     os.replace(temporary, path)
+
+
+def config_as_json(config):
+    """A dataclass config as JSON-ready data (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
 def save_weights_atomically(model, path):

@@ -20,10 +20,10 @@ import os
 
 import keras
 
-from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.callbacks import (
     AtomicBackupAndRestore,
     ReIDEvaluation,
+    config_as_json,
     read_backup_epoch,
     write_json_atomically,
 )
@@ -31,7 +31,7 @@ from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import load_dataset
 from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
-from keras_pass.reid.model import ReIDModel
+from keras_pass.reid.model import ReIDModel, training_backbone
 from keras_pass.reid.optimizers import make_optimizer
 
 
@@ -75,10 +75,8 @@ def load_backbone(config):
             f"preset={config.preset}, checkpoint={config.checkpoint}"
         )
     if config.preset is not None:
-        return PASSBackbone.from_preset(
-            config.preset, image_shape=(*config.image_size, 3), stride=config.stride,
-            drop_path_rate=config.drop_path_rate, pos_embed_interpolation="resize_only",
-        )
+        return training_backbone(config.preset, (*config.image_size, 3), config.stride,
+                                 config.drop_path_rate)
     from keras_pass.models.convert import convert_checkpoint
 
     backbone, report = convert_checkpoint(  # grid resized bilinearly to image_size/stride
@@ -145,7 +143,6 @@ def _save_outputs(model, config, results, best):
         "final": {"mAP": results["mAP"], "mINP": results["mINP"],
                   "cmc": [float(v) for v in results["cmc"][:20]]},
         "best": best,
-        "config": {k: v if not isinstance(v, tuple) else list(v)
-                   for k, v in dataclasses.asdict(config).items()},
+        "config": config_as_json(config),
     }
     write_json_atomically(os.path.join(config.output_dir, "results.json"), summary)

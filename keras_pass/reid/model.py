@@ -32,6 +32,15 @@ FEATURE_FUSIONS = ("cat", "mean", "cls_only", "parts_only")
 TEST_FEATURES = ("before", "after")
 
 
+def training_backbone(preset, image_shape, stride, drop_path_rate):
+    """A preset's backbone for ReID training: at `image_shape`/`stride`
+    (position grid resized bilinearly), fine-tuning position semantics."""
+    return PASSBackbone.from_preset(
+        preset, image_shape=tuple(image_shape), stride=stride, drop_path_rate=drop_path_rate,
+        pos_embed_interpolation="resize_only",
+    )
+
+
 def scale_loss_for_replicas(loss):
     """TF + tf.distribute only: Keras's TF trainer expects the per-replica
     loss divided by the replica count (compiled losses are); an overridden
@@ -160,11 +169,7 @@ class ReIDModel(keras.Model):
         """Backbone from a preset dir/name at the fine-tuning size and stride
         (position grid resized bilinearly); drop path 0.1 as the official
         fine-tuning config."""
-        backbone = PASSBackbone.from_preset(
-            preset, image_shape=tuple(image_shape), stride=stride, drop_path_rate=drop_path_rate,
-            pos_embed_interpolation="resize_only",
-        )
-        return cls(backbone, num_classes, **kwargs)
+        return cls(training_backbone(preset, image_shape, stride, drop_path_rate), num_classes, **kwargs)
 
     def get_config(self):
         config = super().get_config()

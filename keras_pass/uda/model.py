@@ -11,8 +11,7 @@ TensorFlow's (`tf.distribute` included: see `keras_pass.uda.memory`).
 
 import keras
 
-from keras_pass.models.backbone import PASSBackbone
-from keras_pass.reid.model import ReIDModel, scale_loss_for_replicas
+from keras_pass.reid.model import ReIDModel, scale_loss_for_replicas, training_backbone
 from keras_pass.uda.memory import ClusterMemory, l2_normalize
 
 
@@ -83,8 +82,4 @@ class ClusterContrastModel(keras.Model):
                     drop_path_rate=0.3, **kwargs):
         """Backbone from a preset dir/name (fresh necks and memory); drop
         path 0.3 as the release's cluster-contrast scripts."""
-        backbone = PASSBackbone.from_preset(
-            preset, image_shape=tuple(image_shape), stride=stride, drop_path_rate=drop_path_rate,
-            pos_embed_interpolation="resize_only",
-        )
-        return cls(backbone, capacity, **kwargs)
+        return cls(training_backbone(preset, image_shape, stride, drop_path_rate), capacity, **kwargs)

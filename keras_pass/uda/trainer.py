@@ -24,12 +24,16 @@ import os
 import time
 
 import keras
-import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
-from keras_pass.reid.callbacks import metrics_to_logs, save_weights_atomically, write_json_atomically
+from keras_pass.reid.callbacks import (
+    config_as_json,
+    metrics_to_logs,
+    save_weights_atomically,
+    write_json_atomically,
+)
 from keras_pass.reid.data import make_train_dataset
-from keras_pass.reid.datasets import ImageRecords, load_dataset
+from keras_pass.reid.datasets import load_dataset
 from keras_pass.reid.features import evaluate_model, extract_features
 from keras_pass.reid.finetune import load_backbone
 from keras_pass.reid.optimizers import ReIDSGD
@@ -127,8 +131,7 @@ def _pseudo_labelled(train, features, config):
             f"Received: {clustering.summary()} (raise eps or lower the batch size)"
         )
     kept = clustering.kept
-    records = ImageRecords(tuple(train.paths[i] for i in kept), clustering.labels[kept],
-                           train.camids[kept])
+    records = dataclasses.replace(train.select(kept), pids=clustering.labels[kept])
     nmi = normalized_mutual_info_score(train.pids[kept], clustering.labels[kept])
     return clustering, records, float(nmi)
 
@@ -162,10 +165,6 @@ def _evaluate(model, dataset, config):
     return metrics_to_logs(results)
 
 
-def _config_dict(config):
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
 def train_usl(config):
     """Runs cluster-contrast training; returns the per-epoch log entries."""
     keras.utils.set_random_seed(config.seed)
@@ -190,7 +189,7 @@ def train_usl(config):
         history.append(entry)
         save_weights_atomically(model, paths["latest.weights.h5"])
         write_json_atomically(paths["metrics.json"],
-                              {"epochs": history, "best": best, "config": _config_dict(config)})
+                              {"epochs": history, "best": best, "config": config_as_json(config)})
     model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
     return history
 
