@@ -5,13 +5,15 @@ are removed, and so are junk images (id -1); CMC and AP are computed over
 the rest and queries without a valid match are skipped. Distractors (id 0)
 are ordinary negatives.
 
-Speed and memory: queries are processed in chunks of rows. Instead of an
-argsort (and gathers of ids along it), each row is sorted once as uint64
-keys `(order-preserving distance bits << 32) | (gallery index << 2) | status`
-where `status` says valid/match, so after one `np.sort` the sorted statuses
-are in the low bits. Ties are broken by gallery index (a stable sort).
-Distances are ranked at float32 precision; float64 rows whose distinct values
-collide in float32 fall back to an exact stable argsort.
+Speed and memory: queries are processed in chunks of rows, and a row is
+ranked only as far as its last true match: the valid items no farther than
+it are gathered and sorted (exactly, in the input dtype), which for a
+trained model is a few percent of the gallery. Where that prefix is long
+(e.g. random features) each row is sorted once as uint64 keys
+`(order-preserving float32 distance bits << 32) | (gallery index << 2) |
+status` instead, so the sorted statuses sit in the low bits with no argsort
+or gathers; float64 rows whose distinct values collide in float32 fall back
+to an exact stable argsort. Either way ties are broken by gallery index.
 """
 
 import numpy as np
@@ -81,31 +83,6 @@ class RankAccumulator:
         valid = ~ignored
         return valid.view(np.uint8) + np.left_shift((match & valid).view(np.uint8), 1)
 
-    def _sorted_statuses(self, distances, query_pids, query_camids):
-        status = self._statuses(query_pids, query_camids)
-        single = np.asarray(distances, dtype=np.float32)
-        keys = _sortable_bits(single).astype(np.uint64) << np.uint64(32)
-        keys |= self._low_bits
-        keys |= status
-        keys.sort(axis=1)
-        sorted_status = (keys & np.uint64(3)).astype(np.uint8)
-        if distances.dtype != np.float32:
-            self._fix_float32_collisions(distances, keys, status, sorted_status)
-        return sorted_status
-
-    def _fix_float32_collisions(self, distances, keys, status, sorted_status):
-        """Rows where distinct values became equal in float32: exact re-sort."""
-        same_bits = (keys[:, 1:] >> np.uint64(32)) == (keys[:, :-1] >> np.uint64(32))
-        rows, cols = np.nonzero(same_bits)
-        if not len(rows):
-            return
-        index = (keys >> np.uint64(2)) & np.uint64(2**30 - 1)
-        left = distances[rows, index[rows, cols].astype(np.int64)]
-        right = distances[rows, index[rows, cols + 1].astype(np.int64)]
-        for row in np.unique(rows[left != right]):
-            order = np.argsort(distances[row], kind="stable")
-            sorted_status[row] = status[row, order]
-
     def update(self, distances, query_pids, query_camids):
         """Adds a `(num_queries_in_chunk, num_gallery)` block of distances."""
         distances = np.asarray(distances)
@@ -116,17 +93,11 @@ class RankAccumulator:
             )
         if not np.issubdtype(distances.dtype, np.number) or not np.isfinite(distances).all():
             raise ValueError("Expected finite numeric distances. Received: NaN, inf or non-numbers")
-        status = self._sorted_statuses(distances, query_pids, query_camids)
-        self._accumulate(status)
+        status = self._statuses(query_pids, query_camids)
+        hit_rows, ranks = _hit_ranks(distances, status)
+        self._accumulate(hit_rows, ranks, len(distances))
 
-    def _accumulate(self, status):
-        num_rows, num_cols = status.shape
-        hit_rows, hit_cols = np.nonzero(status == 3)
-        ignored = np.flatnonzero(status.ravel() == 0)
-        # Rank among valid items = position + 1 - ignored items before it.
-        ignored_before = np.searchsorted(ignored, hit_rows * num_cols + hit_cols)
-        ignored_before -= np.searchsorted(ignored, hit_rows * num_cols)
-        rank = (hit_cols + 1 - ignored_before).astype(np.float64)
+    def _accumulate(self, hit_rows, rank, num_rows):
         num_hits = np.bincount(hit_rows, minlength=num_rows)
         row_start = np.cumsum(num_hits) - num_hits
         k = np.arange(len(hit_rows)) - row_start[hit_rows] + 1.0
@@ -171,6 +142,80 @@ class RankAccumulator:
             "num_valid_queries": num_valid,
             "query_ap": query_ap,
         }
+
+
+# A block is ranked by sorting only the valid items up to each row's last hit
+# (all that CMC, AP and INP depend on) unless they are more than this share of
+# the block, where one full row sort is cheaper.
+_PREFIX_MAX_SHARE = 0.2
+
+
+def _hit_ranks(distances, status):
+    """(row, rank among the row's valid items) of every hit, row-major and
+    rank-ascending within a row; ties are broken by gallery index."""
+    if not np.issubdtype(distances.dtype, np.floating):
+        distances = distances.astype(np.float64)
+    hit_rows, hit_cols = np.nonzero(status == 3)  # row-major
+    last_hit = np.full(len(distances), -np.inf, dtype=distances.dtype)
+    if len(hit_rows):
+        rows_with_hits, first_hit = np.unique(hit_rows, return_index=True)
+        last_hit[rows_with_hits] = np.maximum.reduceat(distances[hit_rows, hit_cols], first_hit)
+    candidates = distances <= last_hit[:, None]
+    candidates &= status != 0
+    if np.count_nonzero(candidates) <= _PREFIX_MAX_SHARE * candidates.size:
+        return _ranks_in_prefix(distances, status, candidates)
+    return _ranks_by_row_sort(distances, status)
+
+
+def _ranks_in_prefix(distances, status, candidates):
+    flat = np.flatnonzero(candidates)  # row-major: within a row, by gallery index
+    rows = flat // candidates.shape[1]
+    values = distances.ravel()[flat]
+    if values.dtype == np.float32:
+        keys = (rows.astype(np.uint64) << np.uint64(32)) | _sortable_bits(values)
+        order = np.argsort(keys, kind="stable")
+    else:  # exact in the input dtype
+        order = np.lexsort((flat, values, rows))
+    flat, rows = flat[order], rows[order]
+    per_row = np.bincount(rows, minlength=len(candidates))
+    position = np.arange(len(flat)) - (np.cumsum(per_row) - per_row)[rows] + 1
+    is_hit = status.ravel()[flat] == 3
+    return rows[is_hit], position[is_hit].astype(np.float64)
+
+
+def _ranks_by_row_sort(distances, status):
+    """One sort per row of uint64 keys `(distance bits << 32) | (gallery
+    index << 2) | status`, so the sorted statuses sit in the low bits."""
+    single = np.asarray(distances, dtype=np.float32)
+    keys = np.empty(single.shape, np.uint64)
+    words = keys.view(np.uint32).reshape(*single.shape, 2)  # little-endian: (low, high)
+    np.bitwise_or(np.arange(single.shape[1], dtype=np.uint32) << np.uint32(2), status, out=words[..., 0])
+    words[..., 1] = _sortable_bits(single)
+    keys.sort(axis=1)
+    sorted_status = keys.view(np.uint8)[..., ::8] & np.uint8(3)
+    if distances.dtype != np.float32:
+        _fix_float32_collisions(distances, keys, status, sorted_status)
+    num_cols = sorted_status.shape[1]
+    hit_rows, hit_cols = np.nonzero(sorted_status == 3)
+    ignored = np.flatnonzero(sorted_status.ravel() == 0)
+    # Rank among valid items = position + 1 - ignored items before it.
+    ignored_before = np.searchsorted(ignored, hit_rows * num_cols + hit_cols)
+    ignored_before -= np.searchsorted(ignored, hit_rows * num_cols)
+    return hit_rows, (hit_cols + 1 - ignored_before).astype(np.float64)
+
+
+def _fix_float32_collisions(distances, keys, status, sorted_status):
+    """Rows where distinct values became equal in float32: exact re-sort."""
+    same_bits = (keys[:, 1:] >> np.uint64(32)) == (keys[:, :-1] >> np.uint64(32))
+    rows, cols = np.nonzero(same_bits)
+    if not len(rows):
+        return
+    index = (keys >> np.uint64(2)) & np.uint64(2**30 - 1)
+    left = distances[rows, index[rows, cols].astype(np.int64)]
+    right = distances[rows, index[rows, cols + 1].astype(np.int64)]
+    for row in np.unique(rows[left != right]):
+        order = np.argsort(distances[row], kind="stable")
+        sorted_status[row] = status[row, order]
 
 
 def _chunk_rows(num_gallery, chunk_size):
@@ -234,26 +279,44 @@ def pairwise_distance(query_features, gallery_features, metric="sqeuclidean"):
     `sqeuclidean` (the official PASS test distance, on L2-normalised
     features), `euclidean` or `cosine` (1 - cosine similarity).
     """
-    query = np.asarray(query_features, dtype=np.float32)
-    gallery = np.asarray(gallery_features, dtype=np.float32)
-    if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
-        raise ValueError(
-            "Expected 2-D query and gallery features of equal width. Received: "
-            f"query.shape={query.shape}, gallery.shape={gallery.shape}"
-        )
-    if metric == "cosine":
-        similarity = l2_normalize(query) @ l2_normalize(gallery).T
-        return np.subtract(1.0, similarity, out=similarity)
-    if metric not in ("sqeuclidean", "euclidean"):
-        raise ValueError(
-            f"Expected metric in ('sqeuclidean', 'euclidean', 'cosine'). Received: metric={metric}"
-        )
-    distances = query @ gallery.T  # in place from here: no N x M temporaries
-    distances *= -2.0
-    distances += (query**2).sum(1)[:, None]
-    distances += (gallery**2).sum(1)[None]
-    np.maximum(distances, 0.0, out=distances)
-    return np.sqrt(distances) if metric == "euclidean" else distances
+    return _GalleryDistances(gallery_features, metric)(query_features)
+
+
+class _GalleryDistances:
+    """Distances to a fixed gallery as ONE matmul of augmented features:
+    `[-2q, |q|^2, 1] . [g, 1, |g|^2] = |q - g|^2` (cosine: `[-q, 1] . [g, 1]`),
+    so no pass over the (query x gallery) block but one clamp at zero."""
+
+    def __init__(self, gallery_features, metric):
+        if metric not in ("sqeuclidean", "euclidean", "cosine"):
+            raise ValueError(
+                f"Expected metric in ('sqeuclidean', 'euclidean', 'cosine'). Received: metric={metric}"
+            )
+        gallery = np.asarray(gallery_features, dtype=np.float32)
+        if gallery.ndim != 2:
+            raise ValueError(f"Expected 2-D gallery features. Received: gallery.shape={gallery.shape}")
+        self.metric, self.width = metric, gallery.shape[1]
+        ones = np.ones((len(gallery), 1), np.float32)
+        if metric == "cosine":
+            self.gallery_t = np.concatenate([l2_normalize(gallery), ones], 1).T.copy()
+        else:
+            squares = (gallery**2).sum(1, keepdims=True)
+            self.gallery_t = np.concatenate([gallery, ones, squares], 1).T.copy()
+
+    def __call__(self, query_features):
+        query = np.asarray(query_features, dtype=np.float32)
+        if query.ndim != 2 or query.shape[1] != self.width:
+            raise ValueError(
+                "Expected 2-D query and gallery features of equal width. Received: "
+                f"query.shape={query.shape}, gallery width={self.width}"
+            )
+        ones = np.ones((len(query), 1), np.float32)
+        if self.metric == "cosine":
+            return np.concatenate([-l2_normalize(query), ones], 1) @ self.gallery_t
+        squares = (query**2).sum(1, keepdims=True)
+        distances = np.concatenate([-2.0 * query, squares, ones], 1) @ self.gallery_t
+        np.maximum(distances, 0.0, out=distances)
+        return np.sqrt(distances, out=distances) if self.metric == "euclidean" else distances
 
 
 def evaluate_features(
@@ -279,10 +342,11 @@ def evaluate_features(
             f"Expected {accumulator.num_gallery} gallery features (one per gallery id). "
             f"Received: {len(gallery_features)}"
         )
+    distances_to_gallery = _GalleryDistances(gallery_features, metric)
     step = _chunk_rows(accumulator.num_gallery, chunk_size)
     for start in progress(range(0, len(query_pids), step), verbose, "evaluating"):
         stop = start + step
-        block = pairwise_distance(query_features[start:stop], gallery_features, metric)
+        block = distances_to_gallery(query_features[start:stop])
         accumulator.update(block, query_pids[start:stop], query_camids[start:stop])
     return accumulator.result()
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from keras_pass.reid import evaluation
 from keras_pass.reid import (
     alpha_query_expansion,
     evaluate_features,
@@ -44,10 +45,17 @@ def random_problem(seed, num_query=37, num_gallery=211, num_ids=9, num_cams=3, d
     return distmat, q_pids, g_pids, q_cams, g_cams
 
 
+@pytest.fixture(params=["prefix_sort", "row_sort"])
+def ranking_path(request, monkeypatch):
+    """Forces one of the two ways of ranking a block."""
+    monkeypatch.setattr(evaluation, "_PREFIX_MAX_SHARE", 1.0 if request.param == "prefix_sort" else -1.0)
+    return request.param
+
+
 class TestEvaluateRank:
     @pytest.mark.parametrize("seed", [0, 1, 2])
     @pytest.mark.parametrize("chunk_size", [None, 5])
-    def test_matches_loop_with_ties_junk_and_skipped_queries(self, seed, chunk_size):
+    def test_matches_loop_with_ties_junk_and_skipped_queries(self, seed, chunk_size, ranking_path):
         problem = random_problem(seed)
         result = evaluate_rank(*problem, max_rank=20, chunk_size=chunk_size)
         cmc, mean_ap, minp, num_valid = loop_reference(*problem, max_rank=20)
@@ -58,14 +66,14 @@ class TestEvaluateRank:
         np.testing.assert_allclose(result["mAP"], mean_ap, atol=1e-9)
         np.testing.assert_allclose(result["mINP"], minp, atol=1e-9)
 
-    def test_devkit_trapezoidal_ap(self):
+    def test_devkit_trapezoidal_ap(self, ranking_path):
         problem = random_problem(3)
         result = evaluate_rank(*problem, ap_method="devkit_trapezoidal")
         _, mean_ap, _, _ = loop_reference(*problem, max_rank=50, trapezoid=True)
         np.testing.assert_allclose(result["mAP"], mean_ap, atol=1e-9)
         assert result["mAP"] < evaluate_rank(*problem)["mAP"]
 
-    def test_float64_values_that_collide_in_float32_keep_their_order(self):
+    def test_float64_values_that_collide_in_float32_keep_their_order(self, ranking_path):
         distmat, q_pids, g_pids, q_cams, g_cams = random_problem(4, dtype=np.float64)
         distmat = 1.0 + distmat * 1e-9  # distinct in float64, equal in float32
         result = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=10)
@@ -73,7 +81,16 @@ class TestEvaluateRank:
         np.testing.assert_allclose(result["cmc"], cmc)
         np.testing.assert_allclose([result["mAP"], result["mINP"]], [mean_ap, minp])
 
-    def test_hand_computed_case(self):
+    @pytest.mark.parametrize("dtype", [np.int64, np.float32])
+    def test_negative_and_integer_distances(self, dtype, ranking_path):
+        distmat, q_pids, g_pids, q_cams, g_cams = random_problem(6)
+        distmat = (distmat - 3).astype(dtype)  # e.g. negated similarities
+        result = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=10)
+        cmc, mean_ap, minp, _ = loop_reference(distmat, q_pids, g_pids, q_cams, g_cams, 10)
+        np.testing.assert_allclose(result["cmc"], cmc)
+        np.testing.assert_allclose([result["mAP"], result["mINP"]], [mean_ap, minp])
+
+    def test_hand_computed_case(self, ranking_path):
         # Gallery order by distance: g2 (pid 1, same cam: removed), g0 (pid 2),
         # g3 (pid 1), g1 (pid 1). Valid ranks of hits: 2 and 3.
         distmat = np.array([[0.2, 0.9, 0.1, 0.5]])
