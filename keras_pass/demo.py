@@ -96,7 +96,8 @@ def knn_results(backbone, dataset):
 
 def attention_picture(backbone, dataset, path, num_images=6):
     """Figure 3 for some query images; returns (shares, chances) per part."""
-    from keras_pass.cli.attention import attention_report, load_images
+    from keras_pass.models.attention import attention_report
+    from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
 
     step = max(1, len(dataset.query) // num_images)

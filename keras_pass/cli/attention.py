@@ -25,26 +25,6 @@ def build_parser():
     return parser
 
 
-def load_images(paths, image_size):
-    """Images resized to `image_size`, float32 in [0, 1]."""
-    from keras_pass.reid.data import make_test_dataset
-
-    dataset = make_test_dataset(paths, image_size, batch_size=len(paths), mean=(0.0,) * 3, std=(1.0,) * 3)
-    return next(dataset.as_numpy_iterator())
-
-
-def attention_report(backbone, images, normalization="imagenet"):
-    """(maps, shares, chances) for images in [0, 1]."""
-    from keras_pass.models.attention import part_attention_maps, region_attention_share
-
-    from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
-
-    mean, std = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": (HALF_MEAN, HALF_STD)}[normalization]
-    maps = part_attention_maps(backbone, ((images - np.array(mean)) / np.array(std)).astype("float32"))
-    shares, chances = region_attention_share(backbone, maps, images.shape[1])
-    return maps, shares, chances
-
-
 def format_shares(shares, chances):
     return ", ".join(
         f"PART{i + 1} {100 * s:.1f}% (chance {100 * c:.0f}%)" for i, (s, c) in enumerate(zip(shares, chances))
@@ -54,7 +34,9 @@ def format_shares(shares, chances):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.data.images import list_image_files
+    from keras_pass.models.attention import attention_report
     from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
 
     try:

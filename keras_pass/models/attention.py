@@ -46,3 +46,19 @@ def region_attention_share(backbone, maps, height, region_bounds=None):
         shares.append(float(maps[:, 1 + part][:, inside].sum(axis=(1, 2)).mean()))
         chances.append(float(inside.mean()))
     return np.array(shares), np.array(chances)
+
+
+def attention_report(backbone, images, normalization="imagenet"):
+    """(maps, shares, chances) for images in [0, 1]; `normalization` is
+    "imagenet" (pre-trained presets) or "half" (0.5/0.5, fine-tuned ones)."""
+    from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
+
+    statistics = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": (HALF_MEAN, HALF_STD)}
+    if normalization not in statistics:
+        raise ValueError(
+            f"Expected normalization in {tuple(statistics)}. Received: normalization={normalization}"
+        )
+    mean, std = statistics[normalization]
+    maps = part_attention_maps(backbone, ((images - np.array(mean)) / np.array(std)).astype("float32"))
+    shares, chances = region_attention_share(backbone, maps, images.shape[1])
+    return maps, shares, chances

@@ -173,3 +173,9 @@ def make_test_dataset(paths, image_size=(256, 128), batch_size=128, mean=IMAGE_M
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(paths, image_size):
+    """Images resized as for testing, float32 in [0, 1] (for pictures)."""
+    dataset = make_test_dataset(paths, image_size, batch_size=len(paths), mean=(0.0,) * 3, std=(1.0,) * 3)
+    return next(dataset.as_numpy_iterator())

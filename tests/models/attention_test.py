@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from keras_pass import PASSBackbone
 from keras_pass.models.attention import (
+    attention_report,
     default_region_bounds,
     part_attention_maps,
     region_attention_share,
@@ -33,3 +35,12 @@ class TestPartAttention:
 
     def test_default_bounds_are_the_release_bands(self):
         np.testing.assert_allclose(default_region_bounds(3), [(0, 0.5), (0.25, 0.75), (0.5, 1.0)])
+
+    def test_report_normalises_images_in_unit_range(self):
+        unit_images = np.random.default_rng(1).random((2, 64, 32, 3)).astype("float32")
+        maps, shares, chances = attention_report(self.backbone, unit_images, "half")
+        np.testing.assert_allclose(maps, part_attention_maps(self.backbone, 2 * unit_images - 1), atol=1e-6)
+        np.testing.assert_allclose(shares, region_attention_share(self.backbone, maps, 64)[0])
+        assert chances.shape == (3,)
+        with pytest.raises(ValueError, match="normalization"):
+            attention_report(self.backbone, unit_images, "none")
