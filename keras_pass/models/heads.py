@@ -60,9 +60,13 @@ class DINOHead(keras.layers.Layer):
             if i < len(self.mlp) - 1:
                 x = keras.activations.gelu(x, approximate=False)
         x = x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)
+        # x @ (v / ||v||) computed as (x @ v) / ||v||: the same logits, but
+        # XLA on CPU turns the normalised kernel feeding a matmul into a naive
+        # loop (19 s for 256 x 65,536), and column norms as a matmul because
+        # its column reductions are slow too.
         kernel = self.last_layer
-        kernel = kernel / ops.maximum(ops.norm(kernel, axis=0, keepdims=True), 1e-12)
-        return ops.matmul(x, kernel)
+        squared_norms = ops.matmul(ops.ones((1, self.bottleneck_dim), kernel.dtype), ops.square(kernel))
+        return ops.matmul(x, kernel) / ops.maximum(ops.sqrt(squared_norms), 1e-12)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.out_dim)
