@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -7,7 +8,8 @@ import pytest
 
 from keras_pass import PASSBackbone
 from keras_pass.data.synthetic import write_market1501
-from keras_pass.uda.trainer import UDAConfig, USLConfig, train_uda, train_usl
+from keras_pass.reid.optimizers import L2Adam, ReIDSGD
+from keras_pass.uda.trainer import UDAConfig, USLConfig, make_optimizer, train_uda, train_usl
 from tests.helpers import TINY_BACKBONE
 
 
@@ -59,6 +61,15 @@ def test_uda_uses_fresh_multi_necks(target, tmp_path):
 def test_uda_needs_a_source_model(tmp_path):
     with pytest.raises(ValueError, match="source-domain model"):
         train_uda(UDAConfig(data_root=str(tmp_path), output_dir=str(tmp_path)))
+
+
+def test_optimizer_choice(tmp_path):
+    config = USLConfig(data_root=str(tmp_path), output_dir=str(tmp_path))
+    assert isinstance(make_optimizer(config), ReIDSGD)  # the release's default
+    adam = make_optimizer(dataclasses.replace(config, optimizer="adam", weight_decay=1e-3))
+    assert isinstance(adam, L2Adam) and adam.l2_weight_decay == 1e-3
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer(dataclasses.replace(config, optimizer="lamb"))
 
 
 def test_too_few_clusters_for_a_batch_is_a_clear_error(target, tmp_path):
