@@ -79,12 +79,13 @@ def test_too_few_clusters_for_a_batch_is_a_clear_error(target, tmp_path):
         train_usl(config)
 
 
-# A setting where a few USL epochs measurably learn (found by experiment on
-# 5 seeds x 2 backends, see the commit message): 64x32 generated people on
-# plain backgrounds (the person is the only instance cue), a 1-block ViT
-# with patch 8 and qkv init std 0.1 (random-init kNN features already beat
-# chance: pseudo-label NMI ~0.7), Adam (SGD at 3.5e-4 barely moves a random
-# init in 40 steps) and padding 3 (10 px shifts a 32-px-wide image by 30%).
+# A setting where two USL epochs measurably learn (found by experiment on
+# seeds 1-5 x both backends): 64x32 generated people on plain backgrounds
+# (the person is the only instance cue), a 1-block ViT with patch 8 and qkv
+# init std 0.1 (its random-init features already cluster with pseudo-label
+# NMI ~0.7), Adam and padding 3 (10 px shifts a 32-px-wide image by 30%).
+# SGD at 3.5e-4 (+2.9..+7.3 points on seeds 1-3) or padding 10 (+4.7..+13)
+# spread more; SGD at 3.5e-3 did not learn (+0.3..+4.8).
 GAIN_DATA = dict(num_train_ids=24, num_test_ids=40, num_cameras=4, cameras_per_id=(2, 3),
                  views_per_camera=(2, 3), num_distractors=4, num_junk=2, image_size=(64, 32),
                  background="plain", seed=0)
@@ -105,6 +106,7 @@ def test_usl_raises_map_on_generated_data(tmp_path):
     history = train_usl(USLConfig(data_root=data, output_dir=str(tmp_path / "usl"), preset=preset,
                                   **GAIN_USL))
     start, end = history[0]["mAP"], history[-1]["mAP"]
-    # Measured start -> end mAP over seeds 1-5: +4..+11 points; the same runs
-    # with lr 1e-12 (only the BN neck's moving statistics change): +0.6..+3.2.
+    # Measured start -> end mAP over seeds 1-5 x 2 backends: +4.1..+10.9
+    # points (seed 1: jax +6.6, tensorflow +9.2); the same runs with lr 1e-12,
+    # where only the BN neck's moving statistics change: +0.6..+3.2.
     assert end > start + 0.04, [round(e["mAP"], 3) for e in history]
