@@ -26,10 +26,14 @@ flags.DEFINE_integer("epochs", 50, "Training epochs (one clustering each).")
 flags.DEFINE_integer("iters", 200, "Iterations per epoch.")
 flags.DEFINE_integer("batch_size", 256, "Images per batch (P x K).")
 flags.DEFINE_integer("num_instances", 8, "K: images per pseudo-identity in a batch.")
-flags.DEFINE_float("lr", 3.5e-4, "SGD learning rate.")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"],
+                  "SGD (momentum 0.9) or Adam, both with coupled L2 weight decay as PyTorch.")
+flags.DEFINE_float("lr", 3.5e-4, "Learning rate.")
 flags.DEFINE_integer("lr_step_epochs", 20, "lr x 0.1 every this many epochs.")
 flags.DEFINE_float("weight_decay", 5e-4, "Coupled L2 weight decay.")
 flags.DEFINE_float("drop_path_rate", 0.3, "Stochastic depth of the backbone.")
+flags.DEFINE_integer("padding", 10, "Zero-padding (pixels) of the random-crop augmentation; "
+                     "10 at 256x128, scale it with --image_size.")
 flags.DEFINE_enum("feature_fusion", "cat", ["cat", "mean", "cls_only", "parts_only"],
                   "How CLS and PART features are fused ('mean' for MSMT17 targets).")
 flags.DEFINE_bool("multi_neck", None, "One BN per token (default: USL no, UDA yes).")
@@ -63,10 +67,12 @@ def config_from_flags(config_class, default_output_dir):
         iters=FLAGS.iters,
         batch_size=FLAGS.batch_size,
         num_instances=FLAGS.num_instances,
+        optimizer=FLAGS.optimizer,
         lr=FLAGS.lr,
         lr_step_epochs=FLAGS.lr_step_epochs,
         weight_decay=FLAGS.weight_decay,
         drop_path_rate=FLAGS.drop_path_rate,
+        padding=FLAGS.padding,
         feature_fusion=FLAGS.feature_fusion,
         eps=FLAGS.eps,
         min_samples=FLAGS.min_samples,

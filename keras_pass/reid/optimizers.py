@@ -177,3 +177,27 @@ def make_optimizer(steps_per_epoch, epochs=120, base_lr=4e-4, bias_lr_factor=2.0
         momentum=momentum,
         weight_decay=weight_decay,
     )
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
+class L2Adam(keras.optimizers.Adam):
+    """Adam with PyTorch semantics: `torch.optim.Adam(weight_decay=wd)` adds
+    the coupled L2 term `wd * w` to the gradient before the moments (Keras's
+    `weight_decay` is decoupled, i.e. AdamW), epsilon 1e-8."""
+
+    def __init__(self, learning_rate=1e-3, weight_decay=0.0, epsilon=1e-8, name="l2_adam", **kwargs):
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={weight_decay}")
+        super().__init__(learning_rate=learning_rate, epsilon=epsilon, name=name, **kwargs)
+        self.l2_weight_decay = float(weight_decay or 0.0)
+
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.l2_weight_decay:
+            gradient = gradient + self.l2_weight_decay * variable
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config["weight_decay"] = self.l2_weight_decay
+        return config

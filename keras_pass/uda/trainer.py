@@ -36,7 +36,7 @@ from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import load_dataset
 from keras_pass.reid.features import evaluate_model, extract_features
 from keras_pass.reid.finetune import load_backbone
-from keras_pass.reid.optimizers import ReIDSGD
+from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.uda.model import ClusterContrastModel
 
@@ -58,11 +58,13 @@ class USLConfig:
     iters: int = 200
     batch_size: int = 256
     num_instances: int = 8
+    optimizer: str = "sgd"  # or "adam" (the release's --optimizer; both PyTorch semantics)
     lr: float = 3.5e-4
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD's
     weight_decay: float = 5e-4
     lr_step_epochs: int = 20  # lr x 0.1 every this many epochs
     drop_path_rate: float = 0.3
+    padding: int = 10  # zero-padding of the random-crop augmentation (pixels at image_size)
     feature_fusion: str = "cat"
     multi_neck: bool = False
     eps: float = 0.6  # 0.7 for MSMT17
@@ -97,10 +99,18 @@ def build_model(config, capacity):
     )
 
 
+OPTIMIZERS = ("sgd", "adam")
+
+
 def make_optimizer(config):
-    """SGD (PyTorch semantics), lr x 0.1 every `lr_step_epochs` epochs."""
+    """SGD or Adam (PyTorch semantics: coupled L2 weight decay), lr x 0.1
+    every `lr_step_epochs` epochs."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Expected optimizer in {OPTIMIZERS}. Received: optimizer={config.optimizer}")
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.lr, config.lr_step_epochs * config.iters, 0.1, staircase=True)
+    if config.optimizer == "adam":
+        return L2Adam(learning_rate=schedule, weight_decay=config.weight_decay)
     return ReIDSGD(learning_rate=schedule, momentum=config.momentum,
                    weight_decay=config.weight_decay)
 
@@ -147,7 +157,7 @@ def _train_epoch(model, train, epoch, config):
         print(f"Epoch {epoch + 1}: {clustering.summary()}, pseudo-label NMI {nmi:.3f}")
     stream, _ = make_train_dataset(  # a fresh seed per epoch for the augmentations
         records, tuple(config.image_size), config.batch_size, config.num_instances,
-        seed=config.seed * 1000 + epoch, first_epoch=epoch,
+        seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding,
     )
     history = model.fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.iters,
                         shuffle=False, verbose=config.verbose)
