@@ -22,6 +22,7 @@ flags.DEFINE_string("preset", None, "Backbone preset directory or registered nam
 flags.DEFINE_string("checkpoint", None, "Official .pth instead of a preset (needs torch).")
 flags.DEFINE_string("arch", "vit_small", "Architecture of --checkpoint.")
 flags.DEFINE_list("image_size", ["256", "128"], "Input height,width.")
+flags.DEFINE_integer("stride", 16, "Patch stride (16 in every released model).")
 flags.DEFINE_integer("epochs", 50, "Training epochs (one clustering each).")
 flags.DEFINE_integer("iters", 200, "Iterations per epoch.")
 flags.DEFINE_integer("batch_size", 256, "Images per batch (P x K).")
@@ -63,6 +64,7 @@ def config_from_flags(config_class, default_output_dir):
         checkpoint=FLAGS.checkpoint,
         arch=FLAGS.arch,
         image_size=tuple(int(v) for v in FLAGS.image_size),
+        stride=FLAGS.stride,
         epochs=FLAGS.epochs,
         iters=FLAGS.iters,
         batch_size=FLAGS.batch_size,

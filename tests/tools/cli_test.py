@@ -46,7 +46,7 @@ def test_presets_lists_the_registry(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command, flag_names", [
-    ("usl", ("--eps", "--k1", "--memory_momentum", "--iters")),
+    ("usl", ("--eps", "--k1", "--memory_momentum", "--iters", "--stride", "--optimizer", "--padding")),
     ("uda", ("--eps", "multi_neck", "--preset")),
     ("finetune", ("--data_root", "--feature_fusion", "rerank")),
     ("pretrain", ("--data_dir", "--out_dim", "--local_crops_per_part")),
