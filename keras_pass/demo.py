@@ -94,15 +94,18 @@ def knn_results(backbone, dataset):
                           mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
-def attention_picture(backbone, dataset, path, num_images=6):
-    """Figure 3 for some query images; returns (shares, chances) per part."""
+def attention_picture(backbone, dataset, path, num_shown=6, num_measured=120):
+    """Figure 3 for `num_shown` query images; returns (shares, chances) per
+    part, averaged over `num_measured` query images (with 6, which images are
+    drawn moves a share by several points)."""
     from keras_pass.cli.attention import attention_report, load_images
     from keras_pass.plots import plot_attention_grid
 
-    step = max(1, len(dataset.query) // num_images)
-    images = load_images(list(dataset.query.paths[::step][:num_images]), backbone.image_shape[:2])
+    step = max(1, len(dataset.query) // num_measured)
+    images = load_images(list(dataset.query.paths[::step][:num_measured]), backbone.image_shape[:2])
     maps, shares, chances = attention_report(backbone, images)
-    plot_attention_grid(images, maps, path, shares)
+    shown = np.linspace(0, len(images) - 1, min(num_shown, len(images))).astype(int)
+    plot_attention_grid(images[shown], maps[shown], path, shares)
     return shares, chances
 
 
