@@ -31,9 +31,14 @@ def test_quick_demo_runs_and_reports(tmp_path):
                     "training_curves.png"):
         assert os.path.getsize(os.path.join(output_dir, "pictures", picture)) > 1000
     assert os.path.isfile(os.path.join(output_dir, "pretrain", "teacher_preset", "config.json"))
-    # The region shares are measured and printed. They are NOT asserted to be
-    # above chance: after the quick run they are not reliably (49/49/54% seen,
-    # chance 50%); after the full demo, 46/54/58% (README).
+    # The region shares (now averaged over 120 query images) are measured and
+    # printed. They are NOT asserted above chance: in the tuning runs for
+    # issue 5 (13 configurations: depth 2/4, 1/3 heads, qkv init 0.1/0.2,
+    # teacher temperature 0.02/0.04, lr x2, local scale 0.05-0.4/0.3-1,
+    # 6 local crops per part, teacher momentum 0.95, person-shaped crop
+    # ratios, up to 600 steps) no short run lifted every part, nor the mean
+    # over parts, above chance or above its random-init share by more than
+    # seed noise (+-3 points); at most all three maps shift up or down together.
     for name in ("random_init", "pass"):
         shares = metrics["part_attention"][name]
         assert len(shares["share"]) == 3 and np.all((np.array(shares["share"]) > 0) & (np.array(shares["share"]) < 1))
