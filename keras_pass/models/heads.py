@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_pass.models.layers import gelu
+
 
 @keras.saving.register_keras_serializable(package="keras_pass")
 class DINOHead(keras.layers.Layer):
@@ -58,7 +60,7 @@ class DINOHead(keras.layers.Layer):
         for i, dense in enumerate(self.mlp):
             x = dense(x)
             if i < len(self.mlp) - 1:
-                x = keras.activations.gelu(x, approximate=False)
+                x = gelu(x)
         x = x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)
         # x @ (v / ||v||) computed as (x @ v) / ||v||: the same logits, but
         # XLA on CPU turns the normalised kernel feeding a matmul into a naive

@@ -46,6 +46,14 @@ def _state(model, name, value, shape=(), aggregation="none"):
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")
+
+def _views(crops):
+    """(B, *view_dims, h, w, 3) -> (prod(view_dims) * B, h, w, 3), views major."""
+    rank = len(crops.shape)
+    order = (*range(1, rank - 3), 0, rank - 3, rank - 2, rank - 1)
+    return ops.reshape(ops.transpose(crops, order), (-1, *crops.shape[-3:]))
+
+
 class PASSPretrainer(keras.Model):
     """PASS pre-training of a `PASSBackbone` with `model.fit(pass_dataset)`.
 
@@ -131,40 +139,41 @@ class PASSPretrainer(keras.Model):
 
     # === Forward ===
 
-    def _head_logits(self, heads, outputs, part_index=None):
-        """Logits per token: (N, 1+L, K) for globals, (N, 2, K) for locals."""
-        cls = heads[0](outputs["cls"])
-        if part_index is None:
-            parts = [heads[1 + i](outputs["parts"][:, i]) for i in range(self.num_parts)]
-            return ops.stack([cls] + parts, axis=1)
-        # Locals arrive grouped by region: rows [i*n, (i+1)*n) are region i.
-        per_region = ops.split(outputs["parts"][:, 0], self.num_parts, axis=0)
-        parts = ops.concatenate([heads[1 + i](x) for i, x in enumerate(per_region)], axis=0)
-        return ops.stack([cls, parts], axis=1)
-
     def _encode_globals(self, backbone, heads, global_crops, training):
+        """Logits of the global views: (2, B, 1+L, K)."""
         batch = ops.shape(global_crops)[0]
-        views = ops.reshape(ops.swapaxes(global_crops, 0, 1), (-1, *global_crops.shape[2:]))
-        logits = self._head_logits(heads, backbone.encode(views, training=training))
-        return ops.reshape(logits, (2, batch, 1 + self.num_parts, -1))
-
-    def _encode_locals(self, local_crops, training):
-        batch = ops.shape(local_crops)[0]
-        num_parts, crops_per_part = local_crops.shape[1:3]
-        views = ops.transpose(local_crops, (1, 2, 0, 3, 4, 5))  # (L, J, B, h, w, 3)
-        views = ops.reshape(views, (-1, *local_crops.shape[3:]))
-        region = ops.repeat(ops.arange(num_parts, dtype="int32"), crops_per_part * batch)
-        outputs = self.student_backbone.encode(views, part_index=region, training=training)
-        logits = self._head_logits(self.student_heads, outputs, part_index=region)
-        return ops.reshape(logits, (num_parts, crops_per_part, batch, 2, -1))
+        outputs = backbone.encode(_views(global_crops), training=training)
+        parts = ops.unstack(outputs["parts"], axis=1)
+        logits = [heads[0](outputs["cls"])] + [heads[1 + i](x) for i, x in enumerate(parts)]
+        return ops.reshape(ops.stack(logits, axis=1), (2, batch, 1 + self.num_parts, -1))
 
     def call(self, data, training=False):
-        """Student logits of the global and local views."""
+        """Student logits of the global views (2, B, 1+L, K) and of the local
+        crops (L, J, B, 2, K). Each head runs once on all its rows, globals
+        and locals together: one weight gradient per 65,536-wide layer."""
+        global_crops, local_crops = data["global_crops"], data["local_crops"]
+        batch = ops.shape(global_crops)[0]
+        num_parts, crops_per_part = local_crops.shape[1:3]
+        global_out = self.student_backbone.encode(_views(global_crops), training=training)
+        # Locals in (region, crop, batch) order: rows [i*n, (i+1)*n) are region i.
+        region = ops.repeat(ops.arange(num_parts, dtype="int32"), crops_per_part * batch)
+        local_out = self.student_backbone.encode(
+            _views(local_crops), part_index=region, training=training)
+        num_global = 2 * batch
+        cls = self.student_heads[0](ops.concatenate([global_out["cls"], local_out["cls"]], axis=0))
+        global_logits, local_parts = [cls[:num_global]], []
+        global_parts = ops.unstack(global_out["parts"], axis=1)
+        local_by_region = ops.split(local_out["parts"][:, 0], num_parts, axis=0)
+        for i, (global_part, local_part) in enumerate(zip(global_parts, local_by_region)):
+            logits = self.student_heads[1 + i](ops.concatenate([global_part, local_part], axis=0))
+            global_logits.append(logits[:num_global])
+            local_parts.append(logits[num_global:])
+        local_logits = ops.stack([cls[num_global:], ops.concatenate(local_parts, axis=0)], axis=1)
         return {
-            "student_global": self._encode_globals(
-                self.student_backbone, self.student_heads, data["global_crops"], training
-            ),
-            "student_local": self._encode_locals(data["local_crops"], training),
+            "student_global": ops.reshape(
+                ops.stack(global_logits, axis=1), (2, batch, 1 + self.num_parts, -1)),
+            "student_local": ops.reshape(
+                local_logits, (num_parts, crops_per_part, batch, 2, -1)),
         }
 
     def compute_pass_loss(self, data, training=True):

@@ -77,3 +77,16 @@ class TestLayers:
         assert keras.saving.deserialize_keras_object(
             keras.saving.serialize_keras_object(layer)
         ).rate == 0.5
+
+
+def test_gelu_is_the_exact_erf_form_in_the_input_dtype():
+    import math
+
+    from keras_pass.models.layers import gelu
+
+    x = np.linspace(-4, 4, 41).astype("float32")
+    expected = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(to_numpy(gelu(x)), expected, atol=1e-6)
+    half = gelu(keras.ops.cast(x, "bfloat16"))
+    assert keras.backend.standardize_dtype(half.dtype) == "bfloat16"
+    np.testing.assert_allclose(to_numpy(keras.ops.cast(half, "float32")), expected, atol=0.05)
