@@ -45,8 +45,6 @@ def _state(model, name, value, shape=(), aggregation="none"):
     )
 
 
-@keras.saving.register_keras_serializable(package="keras_pass")
-
 def _views(crops):
     """(B, *view_dims, h, w, 3) -> (prod(view_dims) * B, h, w, 3), views major."""
     rank = len(crops.shape)
@@ -54,6 +52,14 @@ def _views(crops):
     return ops.reshape(ops.transpose(crops, order), (-1, *crops.shape[-3:]))
 
 
+def _on_all_rows(head, global_rows, local_rows):
+    """`head` on global and local rows in one call (one weight gradient)."""
+    num_global = ops.shape(global_rows)[0]
+    logits = head(ops.concatenate([global_rows, local_rows], axis=0))
+    return logits[:num_global], logits[num_global:]
+
+
+@keras.saving.register_keras_serializable(package="keras_pass")
 class PASSPretrainer(keras.Model):
     """PASS pre-training of a `PASSBackbone` with `model.fit(pass_dataset)`.
 
@@ -159,19 +165,15 @@ class PASSPretrainer(keras.Model):
         region = ops.repeat(ops.arange(num_parts, dtype="int32"), crops_per_part * batch)
         local_out = self.student_backbone.encode(
             _views(local_crops), part_index=region, training=training)
-        num_global = 2 * batch
-        cls = self.student_heads[0](ops.concatenate([global_out["cls"], local_out["cls"]], axis=0))
-        global_logits, local_parts = [cls[:num_global]], []
+        cls_global, cls_local = _on_all_rows(self.student_heads[0], global_out["cls"], local_out["cls"])
         global_parts = ops.unstack(global_out["parts"], axis=1)
-        local_by_region = ops.split(local_out["parts"][:, 0], num_parts, axis=0)
-        for i, (global_part, local_part) in enumerate(zip(global_parts, local_by_region)):
-            logits = self.student_heads[1 + i](ops.concatenate([global_part, local_part], axis=0))
-            global_logits.append(logits[:num_global])
-            local_parts.append(logits[num_global:])
-        local_logits = ops.stack([cls[num_global:], ops.concatenate(local_parts, axis=0)], axis=1)
+        local_parts = ops.split(local_out["parts"][:, 0], num_parts, axis=0)
+        parts = [_on_all_rows(self.student_heads[1 + i], rows, local_rows)
+                 for i, (rows, local_rows) in enumerate(zip(global_parts, local_parts))]
+        global_logits = ops.stack([cls_global] + [logits for logits, _ in parts], axis=1)
+        local_logits = ops.stack([cls_local, ops.concatenate([logits for _, logits in parts], axis=0)], axis=1)
         return {
-            "student_global": ops.reshape(
-                ops.stack(global_logits, axis=1), (2, batch, 1 + self.num_parts, -1)),
+            "student_global": ops.reshape(global_logits, (2, batch, 1 + self.num_parts, -1)),
             "student_local": ops.reshape(
                 local_logits, (num_parts, crops_per_part, batch, 2, -1)),
         }

@@ -27,6 +27,15 @@ class TestPASSPretrainer:
         dataset = repeated_dataset(data or self.data, 4)
         return model.fit(dataset, steps_per_epoch=steps, epochs=epochs, callbacks=list(callbacks), verbose=0)
 
+    def test_registered_for_serialization_and_config_round_trip(self):
+        from keras_pass.pretraining import PASSPretrainer
+
+        assert keras.saving.get_registered_object("keras_pass>PASSPretrainer") is PASSPretrainer
+        model = tiny_pretrainer()
+        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+        assert isinstance(restored, PASSPretrainer)
+        assert restored.get_config() == model.get_config()
+
     def test_teacher_starts_equal_and_is_not_trained(self):
         model = tiny_pretrainer()
         for student, teacher in model._ema_pairs:
