@@ -47,16 +47,21 @@ def _dino_loss_class(repo, torch):
 
 
 def _median_seconds(step, args):
+    """With --precision mixed_bfloat16 the official code runs under CPU
+    bfloat16 autocast (its own mixed precision is fp16 autocast on GPU)."""
+    torch = _torch()
+    bfloat16 = getattr(args, "precision", "float32") == "mixed_bfloat16"
     times = []
     for _ in range(args.warmup + args.steps):
         start = time.perf_counter()
-        step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            step()
         times.append(time.perf_counter() - start)
     return statistics.median(times[args.warmup:])
 
 
 def pretrain_step_seconds(repo, arch, batch, args):
-    """One `train_one_epoch` iteration of `PASS/main_pass.py` (fp32)."""
+    """One `train_one_epoch` iteration of `PASS/main_pass.py`."""
     torch = _torch()
     folder = os.path.join(repo, "PASS")
     vits, utils = _import_from(folder, "vision_transformer"), _import_from(folder, "utils")
@@ -98,7 +103,7 @@ def _transreid(repo, arch, **kwargs):
 
 def finetune_step_seconds(repo, arch, batch, args):
     """TransReID backbone + four BNNecks + classifier, CE + official soft
-    triplet (`PASS_transreid/loss/triplet_loss.py`), SGD: one step (fp32)."""
+    triplet (`PASS_transreid/loss/triplet_loss.py`), SGD: one step."""
     torch = _torch()
     nn = torch.nn
     backbone = _transreid(repo, arch, drop_path_rate=0.1)
@@ -124,7 +129,7 @@ def finetune_step_seconds(repo, arch, batch, args):
 
 
 def extract_seconds(repo, arch, batch, args):
-    """TransReID backbone forward in eval mode, no_grad (fp32)."""
+    """TransReID backbone forward in eval mode, no_grad."""
     torch = _torch()
     backbone = _transreid(repo, arch).eval()
     images = torch.randn(batch, 3, 256, 128)
