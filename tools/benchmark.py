@@ -19,7 +19,8 @@ Figures are medians over --steps timed repetitions after --warmup untimed
 ones. With --official-repo (a local clone of CASIA-IVA-Lab/PASS-reID; its
 code is imported from there at run time, never copied) and torch installed,
 pretrain/finetune/extract also time the official PyTorch code (under CPU
-bfloat16 autocast with --precision mixed_bfloat16) and print ours/official. --tiny runs every benchmark once on a tiny model (smoke test).
+bfloat16 autocast with --precision mixed_bfloat16) and print ours/official.
+--tiny runs every benchmark once on a tiny model (smoke test).
 """
 
 import argparse

@@ -68,7 +68,6 @@ class RankAccumulator:
             )
         self.max_rank = int(max_rank)
         self.ap_method = ap_method
-        self._low_bits = np.arange(num_gallery, dtype=np.uint64) << np.uint64(2)
         self._junk = self.gallery_pids == -1
         self._first_ranks, self._ap, self._inp = [], [], []
 
