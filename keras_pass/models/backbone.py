@@ -7,6 +7,7 @@ from keras_hub.models import Backbone
 from keras_pass.models import preset_io
 from keras_pass.models.configs import arch_config
 from keras_pass.models.layers import (
+    LayerNorm,
     PartTokenEmbedding,
     PatchEmbedding,
     TransformerBlock,
@@ -92,7 +93,7 @@ class PASSBackbone(Backbone):
             )
             for i in range(num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(
+        self.final_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
         )
 

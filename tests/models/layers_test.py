@@ -90,3 +90,49 @@ def test_gelu_is_the_exact_erf_form_in_the_input_dtype():
     half = gelu(keras.ops.cast(x, "bfloat16"))
     assert keras.backend.standardize_dtype(half.dtype) == "bfloat16"
     np.testing.assert_allclose(to_numpy(keras.ops.cast(half, "float32")), expected, atol=0.05)
+
+
+def _compiled(function):
+    """`function` as a graph (TensorFlow's grappler fusions only apply there)."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function)
+    return function
+
+
+@pytest.mark.parametrize("policy,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.05)])
+def test_layer_norm_equals_keras_layer_normalization(policy, atol):
+    from keras_pass.models.layers import LayerNorm
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(2, 5, 16)).astype("float32")
+    ours = LayerNorm(epsilon=1e-6, dtype=policy)
+    reference = keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy)
+    ours.build(x.shape)
+    reference.build(x.shape)
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(size=16).astype("float32") for _ in range(2)]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+    for call in (ours, _compiled(ours)):
+        out = call(keras.ops.cast(x, ours.compute_dtype))
+        assert keras.backend.standardize_dtype(out.dtype) == ours.compute_dtype
+        np.testing.assert_allclose(
+            to_numpy(keras.ops.cast(out, "float32")),
+            to_numpy(keras.ops.cast(reference(keras.ops.cast(x, ours.compute_dtype)), "float32")),
+            atol=atol)
+
+
+@pytest.mark.parametrize("policy,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.1)])
+def test_transformer_block_inference_path_equals_training_path(policy, atol):
+    """training=False takes the fused matmul + GELU path on TensorFlow;
+    without dropout both paths compute the same function."""
+    block = TransformerBlock(32, num_heads=2, mlp_dim=64, dtype=policy)
+    x = np.random.default_rng(0).normal(size=(2, 6, 32)).astype("float32")
+    block.build(x.shape)
+    rng = np.random.default_rng(2)
+    block.set_weights([rng.normal(0, 0.2, size=w.shape).astype("float32") for w in block.get_weights()])
+    inference = to_numpy(keras.ops.cast(_compiled(lambda v: block(v, training=False))(x), "float32"))
+    training = to_numpy(keras.ops.cast(_compiled(lambda v: block(v, training=True))(x), "float32"))
+    np.testing.assert_allclose(inference, training, atol=atol)
+    assert np.abs(inference - x).max() > 0.1  # the block did something
