@@ -46,8 +46,8 @@ class LayerNorm(keras.layers.LayerNormalization):
             return super().call(inputs)
         from keras_pass.models import tensorflow_kernels
 
-        return tensorflow_kernels.xla_layer_norm()(
-            inputs, self.gamma.value, self.beta.value, self.epsilon, self.compute_dtype)
+        gamma, beta = tensorflow_kernels.read(self.gamma), tensorflow_kernels.read(self.beta)
+        return tensorflow_kernels.xla_layer_norm()(inputs, gamma, beta, self.epsilon, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")

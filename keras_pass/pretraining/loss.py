@@ -43,9 +43,11 @@ def pass_loss_terms(teacher_global, student_global, student_local, centers, teac
     cross = -ops.einsum("gbtk,vbtk->gvt", q, log_p_global) / batch
     swapped = cross[0, 1] + cross[1, 0]  # (1 + L,): g != v pairs only
     # Local crops: their CLS against the teacher CLS, their PART_i against PART_i.
-    local_cls = -ops.einsum("gbk,ijbk->", q[:, :, 0], log_p_local[:, :, :, 0]) / batch
+    # unstack, not [..., 0]: a slice's gradient zero-fills the whole (L, J, B, 2, K) tensor
+    log_p_local_cls, log_p_local_part = ops.unstack(log_p_local, axis=3)
+    local_cls = -ops.einsum("gbk,ijbk->", q[:, :, 0], log_p_local_cls) / batch
     q_parts = ops.transpose(q[:, :, 1:], (0, 2, 1, 3))  # (2, L, B, K)
-    local_parts = -ops.einsum("gibk,ijbk->", q_parts, log_p_local[:, :, :, 1]) / batch
+    local_parts = -ops.einsum("gibk,ijbk->", q_parts, log_p_local_part) / batch
 
     cls_sum = swapped[0] + local_cls
     part_sum = ops.sum(swapped[1:]) + local_parts

@@ -29,5 +29,20 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         )
         self.weight_decay = self.weight_decay_value  # read at every step
 
+    def update_step(self, gradient, variable, learning_rate):
+        """Keras' Adam step; on TensorFlow as one XLA kernel."""
+        if keras.config.backend() != "tensorflow" or self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        from keras_pass.models import tensorflow_kernels
+
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        scalars = (learning_rate, self.iterations + 1, self.beta_1, self.beta_2, self.epsilon)
+        tensors = [tensorflow_kernels.read(x, variable.dtype) for x in (variable, m, v, *scalars)]
+        new_variable, new_m, new_v = tensorflow_kernels.xla_adam()(tensors[0], gradient, *tensors[1:])
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        self.assign(variable, new_variable)
+
     def get_config(self):
         return {**super().get_config(), "weight_decay": self.initial_weight_decay}

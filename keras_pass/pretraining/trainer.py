@@ -45,6 +45,15 @@ def _state(model, name, value, shape=(), aggregation="none"):
     )
 
 
+def _moving_average(average, value, momentum):
+    if keras.config.backend() == "tensorflow":  # one XLA kernel, not four passes
+        from keras_pass.models import tensorflow_kernels
+
+        tensors = [tensorflow_kernels.read(x, average.dtype) for x in (average, value, momentum)]
+        return tensorflow_kernels.xla_ema()(*tensors)
+    return momentum * average + (1.0 - momentum) * ops.cast(value, average.dtype)
+
+
 def _views(crops):
     """(B, *view_dims, h, w, 3) -> (prod(view_dims) * B, h, w, 3), views major."""
     rank = len(crops.shape)
@@ -222,7 +231,7 @@ class PASSPretrainer(keras.Model):
         """EMA teacher (after the optimizer step), centers, metrics."""
         momentum = self.teacher_momentum
         for student, teacher in self._ema_pairs:
-            teacher.assign(momentum * teacher + (1.0 - momentum) * ops.cast(student, teacher.dtype))
+            teacher.assign(_moving_average(teacher, student, momentum))
         teacher_global = aux["teacher_global"]
         entropy, kl = collapse_metrics(teacher_global, self.centers, self.teacher_temp)
         self.centers.assign(update_centers(self.centers, teacher_global, self.center_momentum))
