@@ -12,8 +12,10 @@ Subcommands (any number; `all` = every one):
   eval      seconds of evaluation, Market-1501 sized and 20k x 20k, +- re-ranking
   cluster   seconds to pseudo-label N random 768-d features (k-reciprocal Jaccard
             k1=30/k2=6 + DBSCAN eps 0.6), N = --cluster-sizes (10,000 and 30,000)
-  peak      measured float32 matmul peak of this machine (GFLOP/s), the
-            reference for the achieved GFLOP/s printed by pretrain/finetune/extract
+  peak      measured matmul peak of this machine (GFLOP/s) in float32 (and
+            bfloat16 under --precision mixed_bfloat16; PyTorch's too with
+            --official-repo), the reference for the achieved GFLOP/s printed
+            by pretrain/finetune/extract
 
 Figures are medians over --steps timed repetitions after --warmup untimed
 ones. With --official-repo (a local clone of CASIA-IVA-Lab/PASS-reID; its
@@ -195,20 +197,39 @@ def bench_cluster(args):
     return row
 
 
-def bench_peak(args):
+def _matmul_gflops(dtype, args, library="keras"):
+    """Median GFLOP/s of one square matmul in `dtype` ("float32"/"bfloat16")."""
     size = 256 if args.tiny else 2048
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(size, size)).astype("float32"))
-    matmul = keras.ops.matmul
-    if keras.config.backend() == "jax":
-        import jax
+    a = np.random.default_rng(0).normal(size=(size, size)).astype("float32")
+    if library == "torch":
+        import torch
 
-        matmul = jax.jit(matmul)
+        a = torch.from_numpy(a).to(getattr(torch, dtype))
+        matmul, to_scalar = torch.matmul, lambda c: float(c[0, 0])
+    else:
+        a = keras.ops.cast(keras.ops.convert_to_tensor(a), dtype)
+        matmul = keras.ops.matmul
+        to_scalar = lambda c: keras.ops.convert_to_numpy(keras.ops.cast(c[0, 0], "float32"))  # noqa: E731
+        if keras.config.backend() == "jax":
+            import jax
+
+            matmul = jax.jit(matmul)
     times = []
     for _ in range(args.warmup + max(args.steps, 3)):
         start = time.perf_counter()
-        keras.ops.convert_to_numpy(matmul(a, a)[0, 0])
+        to_scalar(matmul(a, a))
         times.append(time.perf_counter() - start)
-    return {"GFLOP/s": 2 * size**3 / _median_after_warmup(times, args.warmup) / 1e9}
+    return 2 * size**3 / _median_after_warmup(times, args.warmup) / 1e9
+
+
+def bench_peak(args):
+    """Matmul peak in float32 and, under mixed_bfloat16, in bfloat16; with
+    --official-repo also PyTorch's (the library the official code runs on)."""
+    dtypes = ["float32"] + (["bfloat16"] if args.precision == "mixed_bfloat16" else [])
+    row = {f"{dtype} GFLOP/s": _matmul_gflops(dtype, args) for dtype in dtypes}
+    if args.official_repo:
+        row.update({f"torch {dtype} GFLOP/s": _matmul_gflops(dtype, args, "torch") for dtype in dtypes})
+    return row
 
 
 def parse_args(argv=None):

@@ -33,3 +33,11 @@ def test_every_benchmark_runs_once_on_a_tiny_model(tmp_path):
         figures = [float(x) for x in re.findall(r" ([0-9.]+(?:e[+-]?[0-9]+)?)(?:,|$)", line)]
         assert figures and all(f > 0 for f in figures), line
     assert (tmp_path / "out.json").exists()
+
+
+def test_peak_is_measured_in_the_compute_dtype_of_the_precision():
+    import benchmark
+
+    row = benchmark.bench_peak(benchmark.parse_args(["peak", "--tiny", "--precision", "mixed_bfloat16"]))
+    assert set(row) == {"float32 GFLOP/s", "bfloat16 GFLOP/s"}
+    assert all(value > 0 for value in row.values())
