@@ -17,12 +17,16 @@ def gelu(x):
 
     Under mixed_bfloat16, TensorFlow's bfloat16 erfc made GELU a fifth of the
     pre-training step on CPU; in float32 erf is vectorised and exact. On
-    TensorFlow it is one XLA kernel (`tensorflow_kernels.xla_gelu`).
+    TensorFlow it is one XLA kernel.
     """
     if keras.config.backend() == "tensorflow":
         from keras_pass.models import tensorflow_kernels
 
-        return tensorflow_kernels.xla_gelu()(x)
+        return tensorflow_kernels.xla(_erf_gelu)(x)
+    return _erf_gelu(x)
+
+
+def _erf_gelu(x):
     y = ops.cast(x, "float32")
     return ops.cast(0.5 * y * (1.0 + ops.erf(y * 0.7071067811865476)), x.dtype)
 
@@ -39,7 +43,7 @@ def dense_gelu(dense, rows, training=None):
 @keras.saving.register_keras_serializable(package="keras_pass")
 class LayerNorm(keras.layers.LayerNormalization):
     """`keras.layers.LayerNormalization` over the last axis (same weights and
-    config); on TensorFlow one XLA kernel instead of eight ops."""
+    config); on TensorFlow one XLA kernel instead of eight ops and two casts."""
 
     def call(self, inputs):
         if keras.config.backend() != "tensorflow" or self.axis not in (-1, [-1]):
@@ -47,7 +51,12 @@ class LayerNorm(keras.layers.LayerNormalization):
         from keras_pass.models import tensorflow_kernels
 
         gamma, beta = tensorflow_kernels.read(self.gamma), tensorflow_kernels.read(self.beta)
-        return tensorflow_kernels.xla_layer_norm()(inputs, gamma, beta, self.epsilon, self.compute_dtype)
+        return tensorflow_kernels.xla(_layer_norm)(inputs, gamma, beta, self.epsilon, self.compute_dtype)
+
+
+def _layer_norm(x, gamma, beta, epsilon, dtype):
+    """What `LayerNormalization.call` computes (statistics in float32)."""
+    return ops.cast(ops.layer_normalization(x, gamma, beta, epsilon=epsilon), dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")

@@ -5,9 +5,10 @@ optimizer step and the teacher EMA (the backend train steps themselves are in
 On CPU, Keras' "auto" leaves XLA off under TensorFlow, and XLA's CPU dots lack
 the AMX bfloat16 kernels of oneDNN, so the matmuls stay on oneDNN and only
 element-wise chains are compiled, each into one XLA kernel: fewer passes over
-the activations and no bfloat16 casts between ops. The maths is the one of
-the generic paths (`layers.py`, Keras' Adam, the trainer's EMA); the tests
-check each against its generic twin.
+the activations and no bfloat16 casts between ops. GELU, LayerNorm and the
+teacher EMA compile their generic `keras.ops` functions (`xla`); the Adam
+step restates Keras' formula, which assigns variables and so cannot be
+compiled as it is; the tests check each fast path against its generic twin.
 """
 
 import functools
@@ -23,29 +24,11 @@ def read(value, dtype=None):
     return tensor if dtype is None else tf.cast(tensor, dtype)
 
 
-def _erf_gelu(x):
-    y = tf.cast(x, tf.float32)
-    return tf.cast(0.5 * y * (1.0 + tf.math.erf(y * 0.7071067811865476)), x.dtype)
-
-
 @functools.cache
-def xla_gelu():
-    """Exact GELU in float32, as one XLA kernel (bfloat16 erf is slow)."""
-    return tf.function(_erf_gelu, jit_compile=True)
-
-
-def _layer_norm(x, gamma, beta, epsilon, output_dtype):
-    y = tf.cast(x, tf.float32)
-    mean, variance = tf.nn.moments(y, axes=[-1], keepdims=True)
-    scale = tf.math.rsqrt(variance + epsilon) * tf.cast(gamma, tf.float32)
-    return tf.cast((y - mean) * scale + tf.cast(beta, tf.float32), output_dtype)
-
-
-@functools.cache
-def xla_layer_norm():
-    """LayerNorm over the last axis, statistics in float32, as one XLA kernel
-    (Keras' generic layer norm is six TensorFlow ops and two casts)."""
-    return tf.function(_layer_norm, jit_compile=True)
+def xla(function):
+    """`function` (backend-agnostic `keras.ops` code, so the generic path and
+    the fast one are the same maths) compiled as one XLA kernel."""
+    return tf.function(function, jit_compile=True)
 
 
 def fused_dense_gelu(rows, kernel, bias):
@@ -58,27 +41,13 @@ def fused_dense_gelu(rows, kernel, bias):
     return tf.nn.gelu(projected, approximate=False)
 
 
-def _adam(variable, gradient, m, v, learning_rate, step, beta_1, beta_2, epsilon):
+def adam_step(variable, gradient, m, v, learning_rate, step, beta_1, beta_2, epsilon):
+    """Keras' Adam update (same formula), pure: returns the new (variable, m,
+    v). As `xla(adam_step)` one pass over variable, gradient and moments
+    instead of twelve."""
     gradient = tf.cast(gradient, variable.dtype)
     m = m + (gradient - m) * (1.0 - beta_1)
     v = v + (tf.square(gradient) - v) * (1.0 - beta_2)
     alpha = learning_rate * tf.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
     return variable - m * alpha / (tf.sqrt(v) + epsilon), m, v
 
-
-@functools.cache
-def xla_adam():
-    """Keras' Adam update (same formula) as one XLA kernel: one pass over
-    variable, gradient and moments instead of twelve; returns the new
-    (variable, m, v)."""
-    return tf.function(_adam, jit_compile=True)
-
-
-def _ema(average, value, momentum):
-    return momentum * average + (1.0 - momentum) * value
-
-
-@functools.cache
-def xla_ema():
-    """`momentum * average + (1 - momentum) * value` as one XLA kernel."""
-    return tf.function(_ema, jit_compile=True)

@@ -39,7 +39,8 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         m, v = self._momentums[index], self._velocities[index]
         scalars = (learning_rate, self.iterations + 1, self.beta_1, self.beta_2, self.epsilon)
         tensors = [tensorflow_kernels.read(x, variable.dtype) for x in (variable, m, v, *scalars)]
-        new_variable, new_m, new_v = tensorflow_kernels.xla_adam()(tensors[0], gradient, *tensors[1:])
+        new_variable, new_m, new_v = tensorflow_kernels.xla(tensorflow_kernels.adam_step)(
+            tensors[0], gradient, *tensors[1:])
         self.assign(m, new_m)
         self.assign(v, new_v)
         self.assign(variable, new_variable)

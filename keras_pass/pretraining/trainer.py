@@ -45,13 +45,17 @@ def _state(model, name, value, shape=(), aggregation="none"):
     )
 
 
+def _ema(average, value, momentum):
+    return momentum * average + (1.0 - momentum) * ops.cast(value, average.dtype)
+
+
 def _moving_average(average, value, momentum):
     if keras.config.backend() == "tensorflow":  # one XLA kernel, not four passes
         from keras_pass.models import tensorflow_kernels
 
         tensors = [tensorflow_kernels.read(x, average.dtype) for x in (average, value, momentum)]
-        return tensorflow_kernels.xla_ema()(*tensors)
-    return momentum * average + (1.0 - momentum) * ops.cast(value, average.dtype)
+        return tensorflow_kernels.xla(_ema)(*tensors)
+    return _ema(average, value, momentum)
 
 
 def _views(crops):
