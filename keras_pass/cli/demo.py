@@ -7,12 +7,12 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-pass demo",
         description="Generate pedestrians, PASS pre-train a small ViT, fine-tune, evaluate, and "
-                    "write a table, metrics.json and pictures (5-7 minutes on 2 CPU cores).",
+                    "write a table, metrics.json and pictures (8-10 minutes on 2 CPU cores).",
     )
     parser.add_argument("--output_dir", default="keras_pass_demo",
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
-    parser.add_argument("--quick", action="store_true", help="a smaller run of about 1.5 minutes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a smaller run of about 2.5 minutes")
+    parser.add_argument("--seed", type=int, default=0, help="draws the data and every initial weight")
     return parser
 
 

@@ -13,6 +13,9 @@ where G are the 2 global views and R_i the local crops of region i: the CLS
 of every view is pulled to the teacher's global CLS, PART_i only to the
 teacher's global PART_i (never PART_j). One flat average: 44 terms for
 L = 3 parts and J = 3 crops per part, as in the official release.
+
+The DINO baseline (`dino_loss_terms`) is the CLS part alone, over every
+view: `sum_g sum_{v != g} CE(q_g, p_v) / (2 * (2 + V_local) - 2)`.
 """
 
 from keras import ops
@@ -54,6 +57,29 @@ def pass_loss_terms(teacher_global, student_global, student_local, centers, teac
     cls_count = 2 + 2 * num_parts * crops_per_part
     part_count = num_parts * (2 + 2 * crops_per_part)
     return cls_sum, cls_count, part_sum, part_count
+
+
+def dino_loss_terms(teacher_cls, student_global, student_local, center, teacher_temp, student_temp=0.1):
+    """Sum and count of DINO's cross-entropy terms (`DINOLoss` of the release).
+
+    Args:
+        teacher_cls: teacher logits of the 2 global views, (2, B, K).
+        student_global: student logits of the same views, (2, B, K).
+        student_local: student logits of the V local crops, (V, B, K).
+        center: (K,) or (1, K).
+        teacher_temp, student_temp: tau_t, tau_s.
+
+    Returns `(loss_sum, count)`: every teacher view g against every student
+    view v != g (globals and locals alike), each term a batch mean.
+    """
+    q = ops.softmax((ops.cast(teacher_cls, "float32") - ops.reshape(center, (1, 1, -1))) / teacher_temp, axis=-1)
+    log_p_global = _log_softmax(student_global, student_temp)
+    log_p_local = _log_softmax(student_local, student_temp)
+    batch = ops.cast(ops.shape(q)[1], "float32")
+    cross = -ops.einsum("gbk,vbk->gv", q, log_p_global) / batch
+    local = -ops.einsum("gbk,vbk->", q, log_p_local) / batch
+    num_local = student_local.shape[0]
+    return cross[0, 1] + cross[1, 0] + local, 2 + 2 * num_local
 
 
 def pass_loss(teacher_global, student_global, student_local, centers, teacher_temp, student_temp=0.1):

@@ -10,6 +10,12 @@ trains with `model.fit`, and writes under `output_dir`:
     teacher_preset/    the teacher backbone: what users fine-tune from
     student_preset/
 
+`objective="dino"` pre-trains the DINO baseline instead: CLS only, the
+same multi-crop stream without region binding (one region, the whole
+image, with `local_crops_per_part` x the backbone's parts local crops at
+half `local_scale`, i.e. the same crop areas in image terms: PASS's
+(0.1, 0.8) of a half-height region is DINO's (0.05, 0.4)).
+
 Re-running with the same `output_dir` resumes: the weights from the last
 saved step, the data stream from that epoch. Defaults reproduce
 `PASS/script/vit-s_full_lup-pass.sh` (with the global batch you choose; the
@@ -64,6 +70,7 @@ class PretrainConfig:
     bottleneck_dim: int = 256
     drop_path_rate: float = 0.1
     clip_grad: float = 3.0
+    objective: str = "pass"  # or "dino": the CLS-only baseline
     save_freq: int = 500
     distribution: str = "none"
     dtype: str = None  # e.g. "mixed_bfloat16"
@@ -104,26 +111,38 @@ def build_backbone(config):
     return PASSBackbone(**arch_config(config.arch, **(config.backbone_overrides or {}), **overrides))
 
 
+def crop_regions(config, num_parts):
+    """Local-crop settings of `make_pass_dataset` for the objective: PASS's
+    regions, or DINO's one whole-image region with as many local crops."""
+    if config.objective == "dino":
+        return dict(num_parts=1, region_bounds=((0.0, 1.0),),
+                    local_crops_per_part=config.local_crops_per_part * num_parts,
+                    local_scale=tuple(0.5 * s for s in config.local_scale))
+    return dict(num_parts=num_parts, local_crops_per_part=config.local_crops_per_part,
+                local_scale=config.local_scale)
+
+
 def pretrain(config):
     """Runs (or resumes) pre-training; returns (model, history)."""
     keras.utils.set_random_seed(config.seed)
     checkpoint = PretrainingCheckpoint(os.path.join(config.output_dir, "checkpoint"), config.save_freq)
     saved = checkpoint.saved_state() or {}
+    with distribution_scope(config.distribution):
+        backbone = build_backbone(config)
+        model = PASSPretrainer(
+            backbone, out_dim=config.out_dim, head_hidden_dim=config.head_hidden_dim,
+            bottleneck_dim=config.bottleneck_dim, teacher_temp=config.warmup_teacher_temp,
+            teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
+            objective=config.objective,
+        )
+        model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
     dataset = make_pass_dataset(
         config.data, config.batch_size, global_size=config.image_size,
         local_size=config.local_size, global_scale=config.global_scale,
-        local_scale=config.local_scale, local_crops_per_part=config.local_crops_per_part,
         view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
-        initial_epoch=saved.get("epoch", 0),
+        initial_epoch=saved.get("epoch", 0), **crop_regions(config, backbone.num_parts),
     )
     steps = config.steps_per_epoch or dataset.steps_per_epoch
-    with distribution_scope(config.distribution):
-        model = PASSPretrainer(
-            build_backbone(config), out_dim=config.out_dim, head_hidden_dim=config.head_hidden_dim,
-            bottleneck_dim=config.bottleneck_dim, teacher_temp=config.warmup_teacher_temp,
-            teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
-        )
-        model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
     callbacks = pass_schedules(
         config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
         warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,

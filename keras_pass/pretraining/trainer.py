@@ -14,6 +14,14 @@ One step, as in the release (`PASS/main_pass.py`):
 Steps 3-6 are backend-agnostic (`keras.ops`); computing gradients and
 applying the optimizer is per backend in `backend_train_steps.py`.
 
+`objective="dino"` is the paper's DINO baseline on the same trainer: one
+CLS head, every crop (local crops with all `[PART]` tokens present, as a
+global view) against the teacher's global CLS (`dino_loss_terms`), one
+center. The backbone keeps its `[PART]` tokens (untrained by this loss), so
+DINO and PASS backbones have the same architecture, features and
+fine-tuning model. Feed it the multi-crop stream without region binding
+(one region covering the whole image).
+
 Deviation: while the last layer is frozen, the scheduled weight decay still
 shrinks its kernel (PyTorch's AdamW skips parameters whose grad is None).
 The head normalises that kernel, so its output is unchanged; only the norm
@@ -28,10 +36,14 @@ from keras_pass.pretraining import backend_train_steps
 from keras_pass.pretraining.checkpoint import NonFiniteLossGuard, PretrainingCheckpoint
 from keras_pass.pretraining.loss import (
     collapse_metrics,
+    dino_loss_terms,
     pass_loss_terms,
     update_centers,
 )
 from keras_pass.pretraining.optimizer import ScheduledAdamW
+
+
+OBJECTIVES = ("pass", "dino")
 
 
 def _state(model, name, value, shape=(), aggregation="none"):
@@ -88,6 +100,8 @@ class PASSPretrainer(keras.Model):
         teacher_momentum: initial EMA momentum (scheduled by
             `TeacherMomentumScheduler`).
         clip_grad: per-parameter gradient norm limit; `None` disables.
+        objective: "pass" (CLS + part tokens, `pass_loss_terms`) or
+            "dino" (CLS only, `dino_loss_terms`).
 
     Data: dicts `{"global_crops": (B, 2, H, W, 3), "local_crops":
     (B, L, J, h, w, 3)}` as made by `make_pass_dataset`.
@@ -104,14 +118,19 @@ class PASSPretrainer(keras.Model):
         center_momentum=0.9,
         teacher_momentum=0.996,
         clip_grad=3.0,
+        objective="pass",
         **kwargs,
     ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"Expected objective in {OBJECTIVES}. Received: objective={objective!r}")
         super().__init__(**kwargs)
+        self.objective = objective
         self.head_config = dict(out_dim=out_dim, hidden_dim=head_hidden_dim, bottleneck_dim=bottleneck_dim)
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.clip_grad = clip_grad
         self.num_parts = backbone.num_parts
+        self.num_tokens = 1 if objective == "dino" else 1 + self.num_parts  # tokens with a head
 
         self.student_backbone = backbone
         self.student_heads = self._make_heads()
@@ -128,19 +147,23 @@ class PASSPretrainer(keras.Model):
             head.trainable = False
 
         # Averaged across replicas: each replica sees part of the batch.
-        self.centers = _state(self, "centers", 0.0, (1 + self.num_parts, out_dim), "mean")
+        self.centers = _state(self, "centers", 0.0, (self.num_tokens, out_dim), "mean")
         self.teacher_temp = _state(self, "teacher_temp", teacher_temp)
         self.teacher_momentum = _state(self, "teacher_momentum", teacher_momentum)
         self.last_layer_frozen = _state(self, "last_layer_frozen", 0.0)
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("loss", "cls_loss", "part_loss", "teacher_entropy", "center_kl")
+            for name in self._tracked_names()
         }
         self._ema_pairs = self._pair_student_with_teacher()
         self.built = True  # every weight exists: load_weights works before fit
 
+    def _tracked_names(self):
+        losses = ("loss",) if self.objective == "dino" else ("loss", "cls_loss", "part_loss")
+        return losses + ("teacher_entropy", "center_kl")
+
     def _make_heads(self):
-        names = ["cls_head"] + [f"part{i + 1}_head" for i in range(self.num_parts)]
+        names = ["cls_head"] + [f"part{i + 1}_head" for i in range(self.num_tokens - 1)]
         return [DINOHead(**self.head_config, dtype="float32", name=name) for name in names]
 
     def _pair_student_with_teacher(self):
@@ -159,18 +182,31 @@ class PASSPretrainer(keras.Model):
     # === Forward ===
 
     def _encode_globals(self, backbone, heads, global_crops, training):
-        """Logits of the global views: (2, B, 1+L, K)."""
+        """Logits of the global views: (2, B, tokens, K), tokens = 1+L (PASS)
+        or 1 (DINO)."""
         batch = ops.shape(global_crops)[0]
         outputs = backbone.encode(_views(global_crops), training=training)
-        parts = ops.unstack(outputs["parts"], axis=1)
+        parts = ops.unstack(outputs["parts"], axis=1)[: self.num_tokens - 1]
         logits = [heads[0](outputs["cls"])] + [heads[1 + i](x) for i, x in enumerate(parts)]
-        return ops.reshape(ops.stack(logits, axis=1), (2, batch, 1 + self.num_parts, -1))
+        return ops.reshape(ops.stack(logits, axis=1), (2, batch, self.num_tokens, -1))
+
+    def _dino_call(self, global_crops, local_crops, training):
+        """Student CLS logits of the globals (2, B, K) and of all local crops
+        (V, B, K), every crop with all `[PART]` tokens present."""
+        batch = ops.shape(global_crops)[0]
+        global_cls = self.student_backbone.encode(_views(global_crops), training=training)["cls"]
+        local_cls = self.student_backbone.encode(_views(local_crops), training=training)["cls"]
+        global_logits, local_logits = _on_all_rows(self.student_heads[0], global_cls, local_cls)
+        return {"student_global": ops.reshape(global_logits, (2, batch, -1)),
+                "student_local": ops.reshape(local_logits, (-1, batch, global_logits.shape[-1]))}
 
     def call(self, data, training=False):
         """Student logits of the global views (2, B, 1+L, K) and of the local
         crops (L, J, B, 2, K). Each head runs once on all its rows, globals
         and locals together: one weight gradient per 65,536-wide layer."""
         global_crops, local_crops = data["global_crops"], data["local_crops"]
+        if self.objective == "dino":
+            return self._dino_call(global_crops, local_crops, training)
         batch = ops.shape(global_crops)[0]
         num_parts, crops_per_part = local_crops.shape[1:3]
         global_out = self.student_backbone.encode(_views(global_crops), training=training)
@@ -199,6 +235,11 @@ class PASSPretrainer(keras.Model):
             )
         )
         student = self(data, training=training)
+        if self.objective == "dino":
+            loss_sum, count = dino_loss_terms(
+                teacher_global[:, :, 0], student["student_global"], student["student_local"],
+                self.centers, self.teacher_temp, self.student_temp)
+            return loss_sum / count, {"teacher_global": teacher_global}
         cls_sum, cls_count, part_sum, part_count = pass_loss_terms(
             teacher_global,
             student["student_global"],
@@ -239,13 +280,8 @@ class PASSPretrainer(keras.Model):
         teacher_global = aux["teacher_global"]
         entropy, kl = collapse_metrics(teacher_global, self.centers, self.teacher_temp)
         self.centers.assign(update_centers(self.centers, teacher_global, self.center_momentum))
-        values = {
-            "loss": loss,
-            "cls_loss": aux["cls_loss"],
-            "part_loss": aux["part_loss"],
-            "teacher_entropy": entropy,
-            "center_kl": kl,
-        }
+        values = {"loss": loss, "teacher_entropy": entropy, "center_kl": kl,
+                  **{k: aux[k] for k in ("cls_loss", "part_loss") if k in aux}}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -318,6 +354,7 @@ class PASSPretrainer(keras.Model):
             "student_temp": self.student_temp,
             "center_momentum": self.center_momentum,
             "clip_grad": self.clip_grad,
+            "objective": self.objective,
         }
 
     @classmethod

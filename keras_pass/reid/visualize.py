@@ -58,7 +58,7 @@ def plot_ranking(query, gallery, distances, query_indices, output_path, top_k=10
         for col, g in enumerate(ranked, 1):
             right = gallery.pids[g] == pid
             axes[row, col].imshow(_tile(gallery.paths[g], CORRECT if right else WRONG))
-            axes[row, col].set_title(f"#{col} id {gallery.pids[g]}\nd={row_distances[g]:.3f}",
+            axes[row, col].set_title(f"#{col} id {gallery.pids[g]}\nd={row_distances[g]:.4g}",
                                      fontsize=7, color="green" if right else "red")
         for ax in axes[row]:
             ax.axis("off")

@@ -44,3 +44,44 @@ class TestPartAttention:
         assert chances.shape == (3,)
         with pytest.raises(ValueError, match="normalization"):
             attention_report(self.backbone, unit_images, "none")
+
+
+def _region_seeking_backbone(scale=8.0):
+    """One block whose weights are set by hand so that PART_i attends only to
+    patch rows of region i: patches carry only positions, the position of
+    row r is the sum of the one-hot codes e_i of the regions containing it,
+    PART_i is e_i, and q = scale * LN(x), k = LN(x) (codes copied into both
+    heads' dimensions)."""
+    backbone = PASSBackbone(image_shape=(64, 32, 3), patch_size=8, stride=8, hidden_dim=32,
+                            num_layers=1, num_heads=2, mlp_dim=64)
+    dim, (grid_h, grid_w) = 32, backbone.grid_shape
+    code = np.zeros((3, dim), "float32")
+    for part in range(3):
+        code[part, [part, 16 + part]] = 1.0  # one code dimension per head
+    rows = (np.arange(grid_h) * 8 + 4) / 64.0
+    row_codes = np.stack([sum(code[i] for i, (lo, hi) in enumerate(default_region_bounds(3))
+                              if lo <= r < hi) for r in rows])
+    embeddings = backbone.embeddings
+    embeddings.pos_embed.assign(np.repeat(row_codes, grid_w, axis=0))
+    embeddings.part_tokens.assign(code)
+    embeddings.part_pos.assign(np.zeros_like(code))
+    for variable in backbone.patch_embedding.weights:
+        variable.assign(np.zeros(variable.shape, "float32"))
+    qkv = np.zeros((dim, 3 * dim), "float32")
+    qkv[:, :dim], qkv[:, dim:2 * dim] = scale * np.eye(dim), np.eye(dim)
+    backbone.blocks[0].qkv.kernel.assign(qkv)
+    backbone.blocks[0].qkv.bias.assign(np.zeros(3 * dim, "float32"))
+    return backbone
+
+
+def test_positive_control_hand_set_part_attention_scores_near_one():
+    """The measure end to end (backbone attention -> maps -> shares): a model
+    built to look at its regions scores ~100%, a random one ~chance."""
+    images = np.random.default_rng(2).random((4, 64, 32, 3)).astype("float32")
+    _, shares, chances = attention_report(_region_seeking_backbone(), images)
+    np.testing.assert_allclose(chances, [0.5, 0.5, 0.5])
+    assert np.all(shares > 0.95), shares
+    _, random_shares, _ = attention_report(
+        PASSBackbone(image_shape=(64, 32, 3), patch_size=8, stride=8, hidden_dim=32,
+                     num_layers=1, num_heads=2, mlp_dim=64), images)
+    assert np.all(np.abs(random_shares - 0.5) < 0.15), random_shares

@@ -176,3 +176,45 @@ def test_scheduled_adamw_steps_equal_keras_adamw():
     for ours, reference, initial in zip(*results, start):
         np.testing.assert_allclose(ours, reference, atol=1e-6)
         assert np.abs(ours - initial).max() > 0.05
+
+
+class TestDINOObjective:
+    def setup_method(self):
+        self.data = tiny_crops(num_parts=1, crops_per_part=3)
+
+    def test_loss_wiring_matches_the_reference_on_each_crop(self):
+        from tests.pretraining.loss_test import _reference_dino_loss
+
+        model = tiny_pretrainer(objective="dino")
+        assert len(model.student_heads) == len(model.teacher_heads) == 1
+        assert tuple(model.centers.shape) == (1, model.head_config["out_dim"])
+        rng = np.random.default_rng(0)
+        model.centers.assign(rng.normal(scale=0.1, size=model.centers.shape).astype("float32"))
+        loss, _ = model.compute_pass_loss(self.data, training=False)
+
+        def cls_logits(backbone, head, crops):
+            return to_numpy(head(backbone.encode(crops)["cls"]))
+
+        globals_, locals_ = self.data["global_crops"], self.data["local_crops"]
+        teacher = [cls_logits(model.teacher_backbone, model.teacher_heads[0], globals_[:, g]) for g in range(2)]
+        student = [cls_logits(model.student_backbone, model.student_heads[0], globals_[:, g]) for g in range(2)]
+        student += [cls_logits(model.student_backbone, model.student_heads[0], locals_[:, 0, j]) for j in range(3)]
+        expected, terms = _reference_dino_loss(np.stack(teacher), student, to_numpy(model.centers),
+                                               float(to_numpy(model.teacher_temp)), model.student_temp)
+        assert terms == 8
+        np.testing.assert_allclose(to_numpy(loss), expected, rtol=1e-4, atol=1e-5)
+
+    def test_fit_steps_the_cls_head_only_and_round_trips(self):
+        model = tiny_pretrainer(objective="dino")
+        model.compile()
+        history = repeated_dataset(self.data, 4)
+        history = model.fit(history, steps_per_epoch=2, epochs=1, verbose=0)
+        assert set(history.history) == {"loss", "teacher_entropy", "center_kl"}
+        assert np.isfinite(history.history["loss"][0])
+        assert np.abs(to_numpy(model.centers)).sum() > 0
+        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+        assert restored.objective == "dino" and len(restored.student_heads) == 1
+
+    def test_unknown_objective_is_refused(self):
+        with pytest.raises(ValueError, match="objective"):
+            tiny_pretrainer(objective="ibot")
