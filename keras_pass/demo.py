@@ -94,21 +94,22 @@ def _stage(number, total, text):
 
 def write_demo_data(data_dir, sizes, image_size, seed=0):
     """Generated Market-1501 and LUPerson-style folders (kept if present)."""
+    from keras_pass import io
     from keras_pass.data import synthetic
 
     market = os.path.join(data_dir, "market1501")
     unlabeled = os.path.join(data_dir, "luperson")
     if not os.path.isdir(market):
-        synthetic.write_market1501(
-            market + ".tmp", num_train_ids=sizes["labelled_train_ids"],
-            num_test_ids=sizes["labelled_test_ids"], image_size=image_size, seed=seed,
-            background=sizes["background"],
-        )
-        os.replace(market + ".tmp", market)
+        with io.atomic_directory(market) as staging:
+            synthetic.write_market1501(
+                staging, num_train_ids=sizes["labelled_train_ids"],
+                num_test_ids=sizes["labelled_test_ids"], image_size=image_size, seed=seed,
+                background=sizes["background"],
+            )
     if not os.path.isdir(unlabeled):  # other people: a different seed
-        synthetic.write_unlabeled(unlabeled + ".tmp", num_identities=sizes["unlabeled_ids"],
-                                  image_size=image_size, seed=seed + 1, background=sizes["background"])
-        os.replace(unlabeled + ".tmp", unlabeled)
+        with io.atomic_directory(unlabeled) as staging:
+            synthetic.write_unlabeled(staging, num_identities=sizes["unlabeled_ids"], image_size=image_size,
+                                      seed=seed + 1, background=sizes["background"])
     return market, unlabeled
 
 
@@ -232,7 +233,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
 
     from keras_pass.models.backbone import PASSBackbone
     from keras_pass.pretraining.recipe import build_backbone, pretrain
-    from keras_pass.reid.callbacks import write_json_atomically
+    from keras_pass import io
     from keras_pass.reid.datasets import market1501
 
     config = DEMO_CONFIGS["quick" if quick else "full"]
@@ -287,7 +288,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
     timings["total"] = time.time() - started
     metrics.update(timings_s=timings, config=config, mode="quick" if quick else "full",
                    backend=keras.config.backend())
-    write_json_atomically(os.path.join(output_dir, "metrics.json"), metrics)
+    io.write_json(os.path.join(output_dir, "metrics.json"), metrics)
     print("\n" + format_table(metrics))
     print(f"\nwrote {output_dir}/metrics.json and {pictures}/ in {timings['total'] / 60:.1f} min")
     return metrics

@@ -1,8 +1,9 @@
 """Pictures people would rather look at than read (matplotlib, PNG files)."""
 
-import os
 
 import numpy as np
+
+from keras_pass.io import save_figure
 
 
 def _pyplot():
@@ -15,10 +16,7 @@ def _pyplot():
 
 
 def _atomic_savefig(figure, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    staging = f"{path}.tmp.png"
-    figure.savefig(staging, dpi=110, bbox_inches="tight")
-    os.replace(staging, path)
+    save_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 def plot_attention_grid(images, maps, path, shares=None):
@@ -43,7 +41,6 @@ def plot_attention_grid(images, maps, path, shares=None):
     for axis in axes.ravel():
         axis.axis("off")
     _atomic_savefig(figure, path)
-    plt.close(figure)
     return path
 
 
@@ -61,5 +58,4 @@ def plot_training_curves(curves, path, title=None):
     if title:
         figure.suptitle(title)
     _atomic_savefig(figure, path)
-    plt.close(figure)
     return path

@@ -60,7 +60,7 @@ def evaluate_saved(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.reid.callbacks import write_json_atomically
+    from keras_pass import io
     from keras_pass.reid.evaluation import format_results
 
     try:
@@ -74,7 +74,7 @@ def main(argv=None):
         summary = {"mAP": results["mAP"], "mINP": results["mINP"],
                    "cmc": [float(v) for v in results["cmc"]],
                    "num_valid_queries": results["num_valid_queries"]}
-        write_json_atomically(args.output, summary)
+        io.write_json(args.output, summary)
         print(f"wrote {args.output}")
     return 0
 

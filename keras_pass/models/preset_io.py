@@ -1,8 +1,6 @@
 """Preset handles: named presets, grid-changing loads, atomic saves."""
 
 import os
-import shutil
-import uuid
 
 from keras import ops
 from keras_hub.src.utils.preset_utils import CONFIG_FILE, load_json
@@ -109,17 +107,7 @@ def save_preset_atomically(save, preset_dir, *args):
 
     An interrupted save leaves the previous preset untouched.
     """
-    preset_dir = os.path.abspath(os.fspath(preset_dir))
-    parent = os.path.dirname(preset_dir)
-    os.makedirs(parent, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    staging = os.path.join(parent, f".{os.path.basename(preset_dir)}.tmp-{token}")
-    retired = os.path.join(parent, f".{os.path.basename(preset_dir)}.old-{token}")
-    try:
+    from keras_pass import io
+
+    with io.atomic_directory(preset_dir) as staging:
         save(staging, *args)
-        if os.path.exists(preset_dir):
-            os.rename(preset_dir, retired)
-        os.rename(staging, preset_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)

@@ -1,11 +1,12 @@
 """Resumable pre-training: atomic step checkpoints and a non-finite guard."""
 
-import json
 import math
 import os
 
 import keras
 import numpy as np
+
+from keras_pass import io
 
 from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
 
@@ -40,17 +41,6 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             )
 
 
-def _atomic_write(path, write):
-    """`write(tmp)` then rename over `path`: a crash never leaves half a file."""
-    staging = os.path.join(os.path.dirname(path), f".tmp{os.getpid()}.{os.path.basename(path)}")
-    try:
-        write(staging)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-
-
 class PretrainingCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state every `save_freq` steps and at epoch
     ends, atomically (temp file + rename): student, teacher, centers,
@@ -77,8 +67,7 @@ class PretrainingCheckpoint(keras.callbacks.Callback):
         path = os.path.join(self.directory, STATE_FILE)
         if not (os.path.exists(path) and os.path.exists(self.weights_path)):
             return None
-        with open(path) as f:
-            return json.load(f)
+        return io.read_json(path)
 
     def restore(self, model):
         """Loads the latest checkpoint into `model`; returns its state dict."""
@@ -93,17 +82,15 @@ class PretrainingCheckpoint(keras.callbacks.Callback):
     def _save(self, epoch):
         sync_state_for_callbacks(self.model)
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        os.makedirs(self.directory, exist_ok=True)
-        _atomic_write(self.weights_path, lambda p: self.model.save_weights(p))
+        io.remove_stale_temps(self.directory)
+        io.save_weights(self.model, self.weights_path)
         rng = {f"state_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_rng_variables(self.model))}
-        _atomic_write(os.path.join(self.directory, RNG_FILE), lambda p: np.savez(open(p, "wb"), **rng))
+        with io.atomic_path(os.path.join(self.directory, RNG_FILE), ".npz") as temporary:
+            np.savez(temporary, **rng)
         state = {"global_step": step, "epoch": epoch, "steps_per_epoch": self.steps_per_epoch}
         if self.steps_per_epoch:
             state["epoch"], state["step_in_epoch"] = divmod(step, self.steps_per_epoch)
-        _atomic_write(
-            os.path.join(self.directory, STATE_FILE),
-            lambda p: open(p, "w").write(json.dumps(state)),
-        )
+        io.write_json(os.path.join(self.directory, STATE_FILE), state)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

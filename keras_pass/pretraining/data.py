@@ -17,7 +17,7 @@ from keras_pass.data.images import SkippedImages, list_image_files, read_image
 from keras_pass.pretraining import augment
 from keras_pass.pretraining.data_validation import (
     check_int,
-    default_region_bounds,
+    default_region_bounds,  # noqa: F401 (re-exported)
     describe_source,
     validated_crop_config,
 )

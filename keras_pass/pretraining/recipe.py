@@ -24,10 +24,11 @@ release used 8 x 128).
 
 import contextlib
 import dataclasses
-import json
 import os
 
 import keras
+
+from keras_pass import io
 
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import arch_config
@@ -163,12 +164,6 @@ def pretrain(config):
 
 def _append_history(path, history):
     """Keeps the curves of every (resumed) run in one file, atomically."""
-    previous = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
+    previous = io.read_json(path) if os.path.exists(path) else {}
     merged = {k: previous.get(k, []) + [float(x) for x in v] for k, v in history.items()}
-    staging = path + ".tmp"
-    with open(staging, "w") as f:
-        json.dump(merged, f)
-    os.replace(staging, path)
+    io.write_json(path, merged, indent=None)

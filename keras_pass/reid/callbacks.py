@@ -1,42 +1,20 @@
 """Fine-tuning callbacks: periodic ReID evaluation, best-mAP checkpoint,
-and a crash-safe BackupAndRestore. Every file is written atomically
-(temporary file, then `os.replace`)."""
+and a crash-safe BackupAndRestore. Every file is written through
+`keras_pass.io` (temporary file, fsync, rename)."""
 
-import dataclasses
 import json
 import os
-import shutil
-import uuid
 
 import keras
 
+from keras_pass import io
 from keras_pass.reid.features import evaluate_model
 
 
-def write_json_atomically(path, data):
-    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(temporary, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(temporary, path)
-
-
-def config_as_json(config):
-    """A dataclass config as JSON-ready data (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
-def save_weights_atomically(model, path):
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"Expected a path ending in '.weights.h5'. Received: {path}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}.weights.h5")
-    try:
-        model.save_weights(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+# Earlier names of the `keras_pass.io` writers, kept importable.
+write_json_atomically = io.write_json
+config_as_json = io.jsonable
+save_weights_atomically = io.save_weights
 
 
 def metrics_to_logs(results):
@@ -122,32 +100,21 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._training_metadata_path = os.path.join(self._latest, "training_metadata.json")
 
     def _recover(self):
-        """Finishes a swap interrupted between its two renames."""
-        if os.path.isdir(self.backup_dir) and not os.path.isdir(self._latest):
-            retired = sorted(n for n in os.listdir(self.backup_dir) if n.startswith(".old-"))
-            if retired:
-                os.rename(os.path.join(self.backup_dir, retired[-1]), self._latest)
+        """Finishes a swap interrupted between its two renames; drops what
+        killed writers left."""
+        io.recover_directory(self._latest)
+        io.remove_stale_temps(self.backup_dir)
 
     def on_train_begin(self, logs=None):
         self._recover()
         super().on_train_begin(logs)
 
     def _save_model(self):
-        token = uuid.uuid4().hex[:8]
-        staging = os.path.join(self.backup_dir, f".tmp-{token}")
-        retired = os.path.join(self.backup_dir, f".old-{token}")
-        os.makedirs(staging)
-        try:
+        with io.atomic_directory(self._latest) as staging:
             self.model.save_weights(os.path.join(staging, "latest.weights.h5"))
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
             with open(os.path.join(staging, "training_metadata.json"), "w") as handle:
                 json.dump(metadata, handle)
-            if os.path.isdir(self._latest):
-                os.rename(self._latest, retired)
-            os.rename(staging, self._latest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_backup_epoch(backup_dir):

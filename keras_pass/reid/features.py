@@ -79,26 +79,14 @@ def evaluate_feature_sets(query_features, gallery_features, query, gallery, rera
 
 # === Feature sets on disk: <dir>/<split>_{features,pids,camids}.npy + _paths.txt ===
 
-def _replace_atomically(path, write):
-    temporary = f"{path}.tmp"
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_feature_set(directory, split, features, records):
     """Writes one split's features, ids, cameras and image paths atomically."""
-    os.makedirs(directory, exist_ok=True)
+    from keras_pass import io
+
     base = os.path.join(directory, split)
     for suffix, values in (("features", features), ("pids", records.pids), ("camids", records.camids)):
-        def write(path, values=values):
-            with open(path, "wb") as handle:
-                np.save(handle, np.asarray(values))
-        _replace_atomically(f"{base}_{suffix}.npy", write)
-
-    def write_paths(path):
-        with open(path, "w") as handle:
-            handle.writelines(f"{p}\n" for p in records.paths)
-    _replace_atomically(f"{base}_paths.txt", write_paths)
+        io.save_npy(f"{base}_{suffix}.npy", np.asarray(values))
+    io.write_text(f"{base}_paths.txt", "".join(f"{p}\n" for p in records.paths))
 
 
 def load_feature_set(directory, split):

@@ -20,13 +20,8 @@ import os
 
 import keras
 
-from keras_pass.reid.callbacks import (
-    AtomicBackupAndRestore,
-    ReIDEvaluation,
-    config_as_json,
-    read_backup_epoch,
-    write_json_atomically,
-)
+from keras_pass import io
+from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
 from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import load_dataset
 from keras_pass.reid.evaluation import format_results
@@ -134,15 +129,12 @@ def finetune(config):
 
 
 def _save_outputs(model, config, results, best):
-    final = os.path.join(config.output_dir, "final.keras")
-    temporary = os.path.join(config.output_dir, ".final.tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, final)
+    io.save_model(model, os.path.join(config.output_dir, "final.keras"))
     model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
     summary = {
         "final": {"mAP": results["mAP"], "mINP": results["mINP"],
                   "cmc": [float(v) for v in results["cmc"][:20]]},
         "best": best,
-        "config": config_as_json(config),
+        "config": io.jsonable(config),
     }
-    write_json_atomically(os.path.join(config.output_dir, "results.json"), summary)
+    io.write_json(os.path.join(config.output_dir, "results.json"), summary)

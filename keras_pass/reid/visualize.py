@@ -1,9 +1,10 @@
 """Ranking grids: each query followed by its top-k gallery images, with
 green (same identity) or red (other identity) borders."""
 
-import os
 
 import numpy as np
+
+from keras_pass.io import save_figure
 
 CORRECT, WRONG, QUERY = (40, 170, 60), (215, 40, 40), (70, 70, 70)
 
@@ -63,10 +64,4 @@ def plot_ranking(query, gallery, distances, query_indices, output_path, top_k=10
         for ax in axes[row]:
             ax.axis("off")
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(output_path)}.tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, output_path)
-    return output_path
+    return save_figure(figure, output_path, dpi=100)

@@ -26,11 +26,9 @@ import time
 import keras
 from sklearn.metrics import normalized_mutual_info_score
 
+from keras_pass import io
 from keras_pass.reid.callbacks import (
-    config_as_json,
     metrics_to_logs,
-    save_weights_atomically,
-    write_json_atomically,
 )
 from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import load_dataset
@@ -191,15 +189,14 @@ def train_usl(config):
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             entry.update(_evaluate(model, dataset, config))
             if best is None or entry["mAP"] > best["mAP"]:
-                save_weights_atomically(model, paths["best.weights.h5"])
+                io.save_weights(model, paths["best.weights.h5"])
                 best = {"epoch": epoch + 1, "mAP": entry["mAP"], "rank1": entry.get("rank1")}
         if config.verbose and "mAP" in entry:
             print(f"Epoch {epoch + 1} evaluation: mAP {100 * entry['mAP']:.1f}%, "
                   f"rank-1 {100 * entry.get('rank1', 0):.1f}%")
         history.append(entry)
-        save_weights_atomically(model, paths["latest.weights.h5"])
-        write_json_atomically(paths["metrics.json"],
-                              {"epochs": history, "best": best, "config": config_as_json(config)})
+        io.save_weights(model, paths["latest.weights.h5"])
+        io.write_json(paths["metrics.json"], {"epochs": history, "best": best, "config": config})
     model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
     return history
 

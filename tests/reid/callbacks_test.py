@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_pass import io
 from keras_pass import PASSBackbone
 from keras_pass.reid import (
     AtomicBackupAndRestore,
@@ -62,7 +63,7 @@ class TestAtomicBackupAndRestore:
         model = tiny_model()
         callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
         model.fit(IMAGES, LABELS, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
-        os.rename(backup / "latest", backup / ".old-1234abcd")
+        os.rename(backup / "latest", backup / f"{io.OLD_PREFIX}1234abcd-latest")
         resumed = tiny_model()
         history = resumed.fit(IMAGES, LABELS, batch_size=8, epochs=2, verbose=0,
                               callbacks=[AtomicBackupAndRestore(str(backup))])

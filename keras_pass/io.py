@@ -1,0 +1,195 @@
+"""The one atomic file writer: every file keras-pass writes goes through here.
+
+`atomic_path(path)` yields a temporary name in the same folder; on success
+the data is fsync'ed and renamed over `path` (one `os.replace`, atomic on
+POSIX and Windows), on failure the temporary is removed. A crash or a kill
+at any point leaves either the old file or the new one, never half of
+either. `atomic_directory` does the same for folders (presets, backups):
+the old folder is moved aside, the new one renamed in, the old one removed;
+an interrupted swap is finished by `recover_directory`. Temporaries start
+with `.kp-tmp-` and retired folders with `.kp-old-`, so leftovers of a
+killed writer are recognisable; `remove_stale_temps` deletes them.
+
+JSON, text, NumPy arrays, Keras weights and models and matplotlib figures
+are written on top of it.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+
+TEMP_PREFIX = ".kp-tmp-"
+OLD_PREFIX = ".kp-old-"
+
+
+def ensure_parent(path):
+    """Creates the folder of `path`; a clear error when a file is in the way."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    probe = parent
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if probe and not os.path.isdir(probe):
+        raise ValueError(f"Expected a folder to write into. Received: path={path} "
+                         f"(`{probe}` is a file)")
+    os.makedirs(parent, exist_ok=True)
+    return parent
+
+
+def _temporary_name(path, suffix=""):
+    path = os.path.abspath(os.fspath(path))
+    name = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{os.path.basename(path)}{suffix}"
+    return os.path.join(os.path.dirname(path), name)
+
+
+def _fsync(path):
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for name in files:
+                _fsync(os.path.join(root, name))
+        return
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temporary path next to `path`; renamed over it on success.
+
+    `suffix` is appended to the temporary name for writers that insist on
+    an extension (Keras: `.weights.h5`, `.keras`; matplotlib: `.png`).
+    """
+    ensure_parent(path)
+    temporary = _temporary_name(path, suffix)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields an empty temporary folder; swapped in for `path` on success."""
+    path = os.path.abspath(os.fspath(path))
+    ensure_parent(path)
+    staging = _temporary_name(path)
+    retired = os.path.join(os.path.dirname(path), OLD_PREFIX + os.path.basename(staging)[len(TEMP_PREFIX):])
+    os.makedirs(staging)
+    try:
+        yield staging
+        _fsync(staging)
+        if os.path.exists(path):
+            os.rename(path, retired)
+        os.rename(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def recover_directory(path):
+    """Finishes a swap killed between its two renames: brings the retired
+    folder back if `path` is missing. Returns True if it did."""
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    if os.path.exists(path) or not os.path.isdir(parent):
+        return False
+    retired = sorted(n for n in os.listdir(parent) if n.startswith(OLD_PREFIX) and n.endswith("-" + name))
+    if not retired:
+        return False
+    os.rename(os.path.join(parent, retired[-1]), path)
+    return True
+
+
+def remove_stale_temps(folder):
+    """Deletes what killed writers left in `folder` (not recursive); returns
+    the removed names."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        if name.startswith(TEMP_PREFIX) or name.startswith(OLD_PREFIX):
+            target = os.path.join(folder, name)
+            shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+            removed.append(name)
+    return removed
+
+
+# === Formats on top of atomic_path ===
+
+def write_bytes(path, data):
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(data)
+
+
+def write_text(path, text):
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        handle.write(text)
+
+
+def jsonable(value):
+    """Dataclasses, tuples and NumPy scalars/arrays as plain JSON data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return value.tolist()
+    return value
+
+
+def write_json(path, data, indent=2):
+    write_text(path, json.dumps(jsonable(data), indent=indent))
+
+
+def read_json(path):
+    """`json.load` with errors that name the file."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Expected a JSON file. Received: path={path} (no such file)")
+    with open(path) as handle:
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Expected valid JSON in {path}. Received: {error}") from None
+
+
+def save_npy(path, array):
+    import numpy as np
+
+    with atomic_path(path, ".npy") as temporary:
+        np.save(temporary, array)
+
+
+def save_weights(model, path):
+    """`model.save_weights` (a `.weights.h5` path), atomically."""
+    if not os.fspath(path).endswith(".weights.h5"):
+        raise ValueError(f"Expected a path ending in '.weights.h5'. Received: path={path}")
+    with atomic_path(path, ".weights.h5") as temporary:
+        model.save_weights(temporary)
+
+
+def save_model(model, path):
+    """`model.save` (a `.keras` path), atomically."""
+    if not os.fspath(path).endswith(".keras"):
+        raise ValueError(f"Expected a path ending in '.keras'. Received: path={path}")
+    with atomic_path(path, ".keras") as temporary:
+        model.save(temporary)
+
+
+def save_figure(figure, path, **savefig_kwargs):
+    """`figure.savefig(path)` atomically, then closes the figure."""
+    import matplotlib.pyplot as plt
+
+    extension = os.path.splitext(os.fspath(path))[1] or ".png"
+    try:
+        with atomic_path(path, extension) as temporary:
+            figure.savefig(temporary, **savefig_kwargs)
+    finally:
+        plt.close(figure)
+    return path
