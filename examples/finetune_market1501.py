@@ -9,15 +9,11 @@ cosine over 120 epochs, CE + soft-margin triplet, concat(CLS, mean PART).
     python examples/finetune_market1501.py --data_root /data \
         --checkpoint pass_vit_small_full.pth --image_size 384,128 ...
 
-absl flags (defined in `keras_pass/cli/finetune.py`): --data_root,
---dataset, --preset | --checkpoint [--arch], --image_size H,W, --stride,
---epochs, --batch_size, --num_instances, --base_lr, --warmup_epochs,
---feature_fusion, --eval_every, --rerank, --seed, --output_dir. Re-run the
-same command to resume an interrupted run.
+Every setting of the recipe's config is a flag: `keras-pass finetune --help`.
+Re-run the same command to resume an interrupted run.
 """
 
 from keras_pass.cli.absl_command import example_main
-from keras_pass.cli.finetune import run
 
 if __name__ == "__main__":
-    example_main("finetune", run, __doc__)
+    example_main("finetune")

@@ -10,16 +10,10 @@ ViT-S/16, 2 global crops 256x128 + 3 regions x 3 local crops 128x64,
     # several GPUs: --distribution mirrored (TensorFlow) or data_parallel (JAX)
     # afterwards: PASSBackbone.from_preset("runs/pass_vits/teacher_preset")
 
-absl flags (defined in `keras_pass/cli/pretrain.py`): --data_dir,
---output_dir, --arch, --preset, --image_size H,W, --local_size H,W,
---local_crops_per_part, --epochs, --batch_size, --steps_per_epoch,
---base_lr, --warmup_epochs, --out_dim, --drop_path_rate, --save_freq,
---distribution, --precision, --seed. Progress bar on stdout, TensorBoard
-logs in output_dir/logs; re-run the same command to resume.
+Every setting of the recipe's config is a flag: `keras-pass pretrain --help`.
 """
 
 from keras_pass.cli.absl_command import example_main
-from keras_pass.cli.pretrain import run
 
 if __name__ == "__main__":
-    example_main("pretrain", run, __doc__)
+    example_main("pretrain")

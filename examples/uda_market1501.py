@@ -10,11 +10,10 @@ train on the unlabeled target with the release's settings
         --preset runs/finetune_msmt/backbone_preset --output_dir runs/msmt2market
     # Market -> MSMT17: --dataset msmt17 --eps 0.7 --feature_fusion mean
 
-absl flags: see `keras_pass/cli/cluster_contrast.py`.
+Every setting of the recipe's config is a flag: `keras-pass uda --help`.
 """
 
 from keras_pass.cli.absl_command import example_main
-from keras_pass.cli.uda import run
 
 if __name__ == "__main__":
-    example_main("uda", run, __doc__)
+    example_main("uda")

@@ -9,12 +9,12 @@ memory, and evaluates on query/gallery. 50 epochs.
         --preset pass_vit_small_p16_lup --output_dir runs/usl_market
     # MSMT17: --dataset msmt17 --eps 0.7 --feature_fusion mean
 
-absl flags: see `keras_pass/cli/cluster_contrast.py`. Re-run the same command
+Every setting of the recipe's config is a flag: `keras-pass usl --help`.
+Re-run the same command
 to resume an interrupted run.
 """
 
 from keras_pass.cli.absl_command import example_main
-from keras_pass.cli.usl import run
 
 if __name__ == "__main__":
-    example_main("usl", run, __doc__)
+    example_main("usl")

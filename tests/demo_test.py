@@ -38,7 +38,7 @@ def test_quick_demo_runs_and_reports(tmp_path):
     for objective in ("pass", "dino"):
         assert os.path.isfile(os.path.join(output_dir, f"pretrain_{objective}", "teacher_preset", "config.json"))
     # The region shares are measured and printed, not asserted above chance:
-    # no short run lifts them (see keras_pass/demo.py); the measure itself is
+    # no short run lifts them (see keras_pass/recipes/demo.py); the measure itself is
     # checked by the positive control in tests/models/attention_test.py.
     for name in ("random_init", "dino", "pass"):
         shares = metrics["part_attention"][name]

@@ -39,14 +39,14 @@ def _overrides(pairs):
 
 
 def _config(args, section):
-    from keras_pass.demo import DEMO_CONFIGS
+    from keras_pass.recipes.demo import DEMO_CONFIGS
 
     config = DEMO_CONFIGS["quick" if args.quick else "full"]
     return {**config, section: {**config[section], **_overrides(args.set)}}
 
 
 def finetune(args):
-    from keras_pass.demo import _finetune, _summary
+    from keras_pass.recipes.demo import _finetune, _summary
 
     config = _config(args, "finetune")
     preset = args.preset or {
@@ -61,14 +61,14 @@ def finetune(args):
 
 
 def pretrain(args):
-    from keras_pass.demo import _pretrain_config, demo_view_augmentations, knn_results, _summary
+    from keras_pass.recipes.demo import _pretrain_config, demo_view_augmentations, knn_results, _summary
     from keras_pass.models.backbone import PASSBackbone
     from keras_pass.pretraining.augment import dino_view_augmentations
-    from keras_pass.pretraining.recipe import pretrain as run_pretraining
+    from keras_pass.recipes.pretrain import pretrain as run_pretraining
     from keras_pass.reid.datasets import market1501
 
     config = _config(args, "pretrain")
-    pretrain_config = _pretrain_config(config, os.path.join(args.demo_dir, "data", "luperson"),
+    pretrain_config = _pretrain_config(config, args.data or os.path.join(args.demo_dir, "data", "luperson"),
                                        args.output_dir, args.seed, args.objective)
     views = {"dino": dino_view_augmentations(config["blur_scale"]),
              "demo": demo_view_augmentations(config)}[args.views]
@@ -91,6 +91,7 @@ def main(argv=None):
     train.add_argument("demo_dir")
     train.add_argument("output_dir")
     train.add_argument("--objective", choices=("pass", "dino"), default="pass")
+    train.add_argument("--data", help="unlabeled image folder instead of the demo's")
     train.add_argument("--views", choices=("demo", "dino"), default="demo",
                        help="demo: colour-preserving views; dino: the release's")
     for command in (tune, train):

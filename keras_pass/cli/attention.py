@@ -35,12 +35,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.data.images import list_image_files
     from keras_pass.models.attention import attention_report
-    from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.recipes.model_source import load_backbone
     from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
 
     try:
-        backbone = PASSBackbone.from_preset(args.preset)
+        backbone = load_backbone(args.preset)
         paths = list_image_files(args.images)
         rng = np.random.default_rng(args.seed)
         paths = [paths[i] for i in sorted(rng.choice(len(paths), min(args.num_images, len(paths)), replace=False))]

@@ -1,4 +1,4 @@
-"""`keras-pass demo`: PASS end to end on generated pedestrians (see `keras_pass.demo`)."""
+"""`keras-pass demo`: PASS end to end on generated pedestrians (see `keras_pass.recipes.demo`)."""
 
 import argparse
 
@@ -18,7 +18,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.demo import run_demo
+    from keras_pass.recipes.demo import run_demo
 
     run_demo(args.output_dir, quick=args.quick, seed=args.seed)
     return 0

@@ -29,38 +29,20 @@ def build_parser():
     parser.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"),
                         help="default: the model's native size")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--arch", default="vit_small", help="architecture of a .pth")
-    parser.add_argument("--stride", type=int, default=16, help="patch stride of a .pth")
-    parser.add_argument("--test-feature", choices=("before", "after"), default="before",
+    parser.add_argument("--arch", help="architecture of a .pth (default: inferred from its shapes)")
+    parser.add_argument("--stride", type=int, help="patch stride (default: the model's)")
+    parser.add_argument("--test-feature", choices=("before", "after"),
                         help="for official fine-tuned .pth checkpoints")
     return parser
 
 
-def load_model(source, weights=None, arch="vit_small", stride=16, test_feature="before",
-               image_size=None):
-    """A ReIDModel or PASSBackbone from a .keras, a preset or a .pth."""
-    import keras
+def load_model(source, weights=None, arch=None, stride=None, test_feature=None, image_size=None):
+    """A ReIDModel or PASSBackbone from a .keras, a preset or a .pth (the
+    one loader, `keras_pass.recipes.model_source.load_model`)."""
+    from keras_pass.recipes.model_source import load_model as load
 
-    if source.endswith(".keras"):
-        if not os.path.isfile(source):
-            raise ValueError(f"Expected a saved model file. Received: {source} (missing)")
-        model = keras.saving.load_model(source)
-        if weights:
-            model.load_weights(weights)
-        return model
-    if source.endswith(".pth"):
-        from keras_pass.models.convert import convert_checkpoint, load_torch_checkpoint, unwrap_state_dict
-        from keras_pass.reid.checkpoint import from_official_checkpoint
-
-        checkpoint = load_torch_checkpoint(source)
-        kwargs = dict(arch=arch, stride=stride, image_size=image_size)
-        if "bottleneck.weight" in unwrap_state_dict(checkpoint)[0]:
-            return from_official_checkpoint(checkpoint, test_feature=test_feature, **kwargs)[0]
-        return convert_checkpoint(checkpoint, **kwargs)[0]
-    from keras_pass.models.backbone import PASSBackbone
-
-    overrides = {"image_shape": (*image_size, 3)} if image_size else {}
-    return PASSBackbone.from_preset(source, **overrides)
+    return load(source, weights=weights, test_feature=test_feature, image_size=image_size,
+                stride=stride, arch=arch)
 
 
 def main(argv=None):

@@ -128,6 +128,21 @@ def checkpoint_filter_fn(state_dict):
     return weights, sorted(unused)
 
 
+def infer_arch(weights):
+    """The named architecture whose width and depth the backbone weights
+    have (width from `pos_embed`, depth from the block indices)."""
+    from keras_pass.models.configs import ARCHITECTURES
+
+    width = int(weights["embeddings/pos_embed"].shape[-1])
+    depth = 1 + max((int(k.split("/")[0][len("block_"):]) for k in weights if k.startswith("block_")), default=-1)
+    for name, sizes in ARCHITECTURES.items():
+        if sizes["hidden_dim"] == width and sizes["num_layers"] == depth:
+            return name
+    raise CheckpointMismatchError(
+        f"Expected the weights of a known architecture {sorted(ARCHITECTURES)}. Received: width {width}, "
+        f"{depth} blocks; pass `arch` with matching `hidden_dim`/`num_layers` overrides")
+
+
 def infer_num_parts(weights):
     tokens = weights.get("embeddings/part_tokens")
     return 3 if tokens is None else int(tokens.shape[0])
@@ -227,7 +242,7 @@ def _tensors_to_numpy(obj):
 def convert_checkpoint(
     checkpoint,
     output_dir=None,
-    arch="vit_small",
+    arch=None,
     image_size=None,
     stride=16,
     source_grid=None,
@@ -250,6 +265,7 @@ def convert_checkpoint(
             "Expected a PASS/ViT backbone state dict with a 'pos_embed' key. "
             f"Received keys such as: {sorted(state_dict)[:8]}"
         )
+    arch = arch or infer_arch(weights)  # None: the architecture the weights have
     patch_size = config_overrides.get("patch_size", 16)
     if image_size is None:
         num_positions = weights["embeddings/pos_embed"].shape[0]

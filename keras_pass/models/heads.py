@@ -6,6 +6,9 @@ from keras import ops
 from keras_pass.models.layers import gelu
 
 
+RELEASE_OUT_DIM = 65536  # prototypes per head in every released PASS/DINO model
+
+
 @keras.saving.register_keras_serializable(package="keras_pass")
 class DINOHead(keras.layers.Layer):
     """MLP -> L2 normalise -> weight-normalised linear layer without bias.
@@ -20,7 +23,7 @@ class DINOHead(keras.layers.Layer):
 
     def __init__(
         self,
-        out_dim=65536,
+        out_dim=RELEASE_OUT_DIM,
         hidden_dim=2048,
         bottleneck_dim=256,
         num_layers=3,

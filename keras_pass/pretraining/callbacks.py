@@ -16,6 +16,7 @@ import math
 import keras
 
 from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+from keras_pass.pretraining.trainer import RELEASE_TEACHER_MOMENTUM
 
 
 def cosine_schedule(step, total_steps, base, final, warmup_steps=0, warmup_start=0.0):
@@ -102,7 +103,7 @@ class TeacherMomentumScheduler(IterationScheduler):
 
     log_name = "teacher_momentum"
 
-    def __init__(self, total_steps, start=0.996, end=1.0):
+    def __init__(self, total_steps, start=RELEASE_TEACHER_MOMENTUM, end=1.0):
         super().__init__()
         self.total_steps, self.start, self.end = total_steps, start, end
 
@@ -151,7 +152,7 @@ def pass_schedules(
     min_lr=1e-6,
     warmup_epochs=10,
     weight_decay=(0.04, 0.4),
-    teacher_momentum=(0.996, 1.0),
+    teacher_momentum=(RELEASE_TEACHER_MOMENTUM, 1.0),
     teacher_temp=0.04,
     warmup_teacher_temp=0.04,
     warmup_teacher_temp_epochs=0,

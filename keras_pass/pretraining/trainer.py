@@ -31,7 +31,7 @@ the next Adam steps act on is smaller (by ~1% over a full LUPerson epoch 1).
 import keras
 from keras import ops
 
-from keras_pass.models.heads import DINOHead
+from keras_pass.models.heads import RELEASE_OUT_DIM, DINOHead
 from keras_pass.pretraining import backend_train_steps
 from keras_pass.pretraining.checkpoint import NonFiniteLossGuard, PretrainingCheckpoint
 from keras_pass.pretraining.loss import (
@@ -44,6 +44,7 @@ from keras_pass.pretraining.optimizer import ScheduledAdamW
 
 
 OBJECTIVES = ("pass", "dino")
+RELEASE_TEACHER_MOMENTUM = 0.996  # start of the cosine to 1
 
 
 def _state(model, name, value, shape=(), aggregation="none"):
@@ -110,13 +111,13 @@ class PASSPretrainer(keras.Model):
     def __init__(
         self,
         backbone,
-        out_dim=65536,
+        out_dim=RELEASE_OUT_DIM,
         head_hidden_dim=2048,
         bottleneck_dim=256,
         teacher_temp=0.04,
         student_temp=0.1,
         center_momentum=0.9,
-        teacher_momentum=0.996,
+        teacher_momentum=RELEASE_TEACHER_MOMENTUM,
         clip_grad=3.0,
         objective="pass",
         **kwargs,

@@ -36,9 +36,17 @@ from keras_pass.reid.evaluation import (
     pairwise_distance,
 )
 from keras_pass.reid.features import evaluate_model, extract_features
-from keras_pass.reid.finetune import FinetuneConfig, finetune
 from keras_pass.reid.losses import ReIDLoss, batch_hard_triplet_loss, cross_entropy
 from keras_pass.reid.model import ReIDModel
 from keras_pass.reid.optimizers import ReIDSGD, WarmupCosineSchedule, make_optimizer
 from keras_pass.reid.reranking import re_ranking, re_ranking_features
 from keras_pass.reid import tfds_market1501  # noqa: F401  (registers "market1501")
+
+
+def __getattr__(name):
+    # The fine-tuning recipe lives in keras_pass.recipes (above reid): loaded on use.
+    if name in ("FinetuneConfig", "finetune"):
+        from keras_pass.recipes import finetune as recipe
+
+        return getattr(recipe, name)
+    raise AttributeError(f"module 'keras_pass.reid' has no attribute {name!r}")

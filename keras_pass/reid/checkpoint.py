@@ -65,7 +65,7 @@ def load_official_heads(model, state_dict):
     return used
 
 
-def from_official_checkpoint(checkpoint, arch="vit_small", image_size=None, stride=16,
+def from_official_checkpoint(checkpoint, arch=None, image_size=None, stride=16,
                              feature_fusion="cat", test_feature="before", **config_overrides):
     """Builds a `ReIDModel` from an official fine-tuned checkpoint.
 

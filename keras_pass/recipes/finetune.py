@@ -1,0 +1,134 @@
+"""The official supervised fine-tuning recipe as one function.
+
+`finetune(FinetuneConfig(...))` parses the dataset, builds `ReIDModel` from
+a preset (or an official pre-training `.pth`), trains with `model.fit` on
+the P x K stream with the warm-up + cosine SGD, evaluates every
+`eval_every` epochs (and after the last), and writes to `output_dir`:
+
+    backup/               resume state (deleted once training completes)
+    best.weights.h5(.json)  weights and metrics of the best mAP
+    final.keras           the trained model (load with keras.saving.load_model)
+    backbone_preset/      the fine-tuned backbone as a KerasHub preset
+    history.csv, results.json
+
+Re-running with the same `output_dir` resumes an interrupted run.
+Defaults reproduce `PASS_transreid/configs/market/vit_small.yml` + seed 42.
+"""
+
+import dataclasses
+import os
+
+import keras
+
+from keras_pass import io
+from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
+from keras_pass.reid.data import make_train_dataset
+from keras_pass.reid.datasets import DATASETS, load_dataset
+from keras_pass.reid.evaluation import format_results
+from keras_pass.reid.features import evaluate_model
+from keras_pass.recipes.config import setting
+from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
+from keras_pass.reid.optimizers import make_optimizer
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """Every setting of `finetune`; defaults: `PASS_transreid`'s ViT-S
+    Market-1501 config + seed 42. Each one is a `keras-pass finetune` flag."""
+
+    data_root: str = setting(help="Dataset folder (or its parent).", group="data")
+    output_dir: str = setting(help="Checkpoints, logs, final.keras, backbone_preset/, results.json.",
+                              group="output", cli_default="runs/finetune")
+    dataset: str = setting("market1501", "Dataset layout.", "data", choices=tuple(DATASETS))
+    preset: str = setting(None, "PASS backbone preset folder or registered name.", "model")
+    checkpoint: str = setting(None, "Official pre-training .pth instead of a preset (needs torch).", "model")
+    arch: str = setting(None, "Architecture of --checkpoint (default: inferred from its shapes).", "model")
+    image_size: tuple = setting(None, "Input height,width (default: the preset's; .pth: 256,128).", "data",
+                                length=2, minimum=1)
+    stride: int = setting(None, "Patch stride (default: the preset's).", "model", minimum=1)
+    epochs: int = setting(120, "Training epochs.", "schedule", minimum=1)
+    batch_size: int = setting(64, "Images per batch (P x K).", "schedule", minimum=1)
+    num_instances: int = setting(4, "K: images per identity in a batch.", "schedule", minimum=1)
+    steps_per_epoch: int = setting(None, "Steps per epoch (default: the sampler's epoch length).",
+                                   "schedule", minimum=1)
+    base_lr: float = setting(4e-4, "Base learning rate (biases: x bias_lr_factor).", "optimisation",
+                             minimum=0.0)
+    bias_lr_factor: float = setting(2.0, "Learning-rate factor of biases.", "optimisation", minimum=0.0)
+    weight_decay: float = setting(1e-4, "SGD weight decay.", "optimisation", minimum=0.0)
+    warmup_epochs: int = setting(20, "Linear warm-up epochs from 0.01 x lr (pre-trained starts need "
+                                 "it: see docs/experiments/demo_diagnosis.md).", "schedule", minimum=0)
+    drop_path_rate: float = setting(0.1, "Stochastic depth of the backbone.", "model", minimum=0.0)
+    feature_fusion: str = setting("cat", "How CLS and PART features are fused.", "model",
+                                  choices=FEATURE_FUSIONS)
+    multi_neck: bool = setting(True, "One BNNeck per token (the release) instead of one.", "model")
+    test_feature: str = setting("before", "Test feature: before or after the BNNecks.", "evaluation",
+                                choices=("before", "after"))
+    label_smoothing: float = setting(0.0, "Label smoothing of the ID loss.", "optimisation", minimum=0.0)
+    triplet_margin: float = setting(None, "Triplet margin (default: soft margin).", "optimisation",
+                                    minimum=0.0)
+    eval_every: int = setting(120, "Evaluate every N epochs (and after the last).", "evaluation", minimum=1)
+    rerank: bool = setting(False, "k-reciprocal re-ranking in evaluations.", "evaluation")
+    seed: int = setting(42, "Random seed.", "general", minimum=0)
+    jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
+    verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0)
+
+
+load_backbone = load_training_backbone  # the earlier name
+
+
+def build_model(config, num_classes):
+    head = dict(feature_fusion=config.feature_fusion, multi_neck=config.multi_neck,
+                test_feature=config.test_feature, label_smoothing=config.label_smoothing,
+                triplet_margin=config.triplet_margin)
+    return ReIDModel(load_training_backbone(config), num_classes, **head)
+
+
+def finetune(config):
+    """Runs the recipe; returns the final evaluation results."""
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(config.output_dir, exist_ok=True)
+    dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
+    model = build_model(config, dataset.num_train_ids)
+    backup_dir = os.path.join(config.output_dir, "backup")
+    train, steps = make_train_dataset(
+        dataset.train, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
+        seed=config.seed, first_epoch=read_backup_epoch(backup_dir),
+    )
+    steps = config.steps_per_epoch or steps
+    model.compile(
+        optimizer=make_optimizer(
+            steps, config.epochs, config.base_lr, config.bias_lr_factor, config.weight_decay,
+            warmup_epochs=config.warmup_epochs,
+        ),
+        jit_compile=config.jit_compile,
+    )
+    evaluation = ReIDEvaluation(
+        dataset.query, dataset.gallery, every_n_epochs=config.eval_every,
+        rerank=config.rerank, verbose=config.verbose,
+        best_checkpoint=os.path.join(config.output_dir, "best.weights.h5"),
+    )
+    callbacks = [
+        evaluation,
+        AtomicBackupAndRestore(backup_dir),
+        keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"), append=True),
+    ]
+    model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+              shuffle=False, verbose=config.verbose)
+    results = evaluation.last_results or evaluate_model(
+        model, dataset.query, dataset.gallery, rerank=config.rerank, verbose=config.verbose > 0)
+    _save_outputs(model, config, results, evaluation.best)
+    print(format_results(results, title=f"{dataset.name} (final epoch{', re-ranked' if config.rerank else ''})"))
+    return results
+
+
+def _save_outputs(model, config, results, best):
+    io.save_model(model, os.path.join(config.output_dir, "final.keras"))
+    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
+    summary = {
+        "final": {"mAP": results["mAP"], "mINP": results["mINP"],
+                  "cmc": [float(v) for v in results["cmc"][:20]]},
+        "best": best,
+        "config": io.jsonable(config),
+    }
+    io.write_json(os.path.join(config.output_dir, "results.json"), summary)
