@@ -165,7 +165,7 @@ def bench_data(args):
 
 
 def bench_eval(args):
-    from keras_pass.reid.benchmark import peak_memory_gb, synthetic_problem
+    from benchmark_evaluation import peak_memory_gb, synthetic_problem
     from keras_pass.reid.evaluation import evaluate_features
     from keras_pass.reid.reranking import re_ranking_features
 
@@ -186,7 +186,7 @@ def bench_eval(args):
 
 
 def bench_cluster(args):
-    from keras_pass.uda.benchmark import time_clustering
+    from benchmark_clustering import time_clustering
 
     row = {}
     for size in [300] if args.tiny else args.cluster_sizes:

@@ -12,7 +12,6 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 """
 
 import argparse
-import os
 import sys
 
 

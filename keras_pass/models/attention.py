@@ -11,13 +11,7 @@ import numpy as np
 from keras import ops
 
 from keras_pass.models.pos_embed import grid_size
-
-
-def default_region_bounds(num_parts):
-    """Bands of 2/(L+1) of the height at a stride of 1/(L+1): for 3 parts,
-    the release's [0, .5), [.25, .75), [.5, 1)."""
-    step = 1.0 / (num_parts + 1)
-    return tuple((i * step, (i + 2) * step) for i in range(num_parts))
+from keras_pass.models.regions import default_region_bounds
 
 
 def part_attention_maps(backbone, images):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_pass.backend.kernels import dense_gelu, erf_gelu, fast_paths_enabled, fused, gelu  # noqa: F401
 from keras_pass.models.pos_embed import grid_size, resample_pos_embed
 
 INTERPOLATION_MODES = ("resize_only", "always")
@@ -12,32 +13,10 @@ def _trunc_normal(stddev=0.02):
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
-def gelu(x):
-    """Exact (erf) GELU, as PyTorch's `nn.GELU()`, computed in float32.
-
-    Under mixed_bfloat16, TensorFlow's bfloat16 erfc made GELU a fifth of the
-    pre-training step on CPU; in float32 erf is vectorised and exact. On
-    TensorFlow it is one XLA kernel.
-    """
-    if keras.config.backend() == "tensorflow":
-        from keras_pass.models import tensorflow_kernels
-
-        return tensorflow_kernels.xla(_erf_gelu)(x)
-    return _erf_gelu(x)
-
-
-def _erf_gelu(x):
-    y = ops.cast(x, "float32")
-    return ops.cast(0.5 * y * (1.0 + ops.erf(y * 0.7071067811865476)), x.dtype)
-
-
-def dense_gelu(dense, rows, training=None):
-    """`gelu(dense(rows))`; in TensorFlow inference one fused oneDNN matmul."""
-    if keras.config.backend() == "tensorflow" and not training:
-        from keras_pass.models import tensorflow_kernels
-
-        return tensorflow_kernels.fused_dense_gelu(rows, dense.kernel, dense.bias)
-    return gelu(dense(rows))
+# Exact (erf) GELU in float32, as PyTorch's `nn.GELU()`: under
+# mixed_bfloat16, TensorFlow's bfloat16 erfc made GELU a fifth of the
+# pre-training step on CPU; in float32 erf is vectorised and exact.
+_erf_gelu = erf_gelu
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")
@@ -46,12 +25,9 @@ class LayerNorm(keras.layers.LayerNormalization):
     config); on TensorFlow one XLA kernel instead of eight ops and two casts."""
 
     def call(self, inputs):
-        if keras.config.backend() != "tensorflow" or self.axis not in (-1, [-1]):
+        if not fast_paths_enabled() or self.axis not in (-1, [-1]):
             return super().call(inputs)
-        from keras_pass.models import tensorflow_kernels
-
-        gamma, beta = tensorflow_kernels.read(self.gamma), tensorflow_kernels.read(self.beta)
-        return tensorflow_kernels.xla(_layer_norm)(inputs, gamma, beta, self.epsilon, self.compute_dtype)
+        return fused(_layer_norm, inputs, self.gamma, self.beta, self.epsilon, self.compute_dtype)
 
 
 def _layer_norm(x, gamma, beta, epsilon, dtype):

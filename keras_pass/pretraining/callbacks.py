@@ -15,7 +15,7 @@ import math
 
 import keras
 
-from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+from keras_pass.backend.train_steps import sync_state_for_callbacks
 from keras_pass.pretraining.trainer import RELEASE_TEACHER_MOMENTUM
 
 

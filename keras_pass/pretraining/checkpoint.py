@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_pass import io
 
-from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+from keras_pass.backend.train_steps import sync_state_for_callbacks
 
 WEIGHTS_FILE = "latest.weights.h5"
 RNG_FILE = "rng_state.npz"

@@ -5,14 +5,8 @@ import math
 
 import numpy as np
 
+from keras_pass.models.regions import default_region_bounds  # noqa: F401 (re-exported)
 from keras_pass.pretraining import augment
-
-
-def default_region_bounds(num_parts):
-    """Overlapping bands of 2/(L+1) of the height, at a stride of 1/(L+1):
-    for L=3, PASS's ((0, .5), (.25, .75), (.5, 1))."""
-    step = 1.0 / (num_parts + 1)
-    return tuple((i * step, (i + 2) * step) for i in range(num_parts))
 
 
 def describe_source(files_or_dir, num_files):

@@ -1,6 +1,9 @@
 """AdamW with a weight decay that a callback can schedule per iteration."""
 
 import keras
+from keras import ops
+
+from keras_pass.backend import kernels
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")
@@ -31,16 +34,13 @@ class ScheduledAdamW(keras.optimizers.AdamW):
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras' Adam step; on TensorFlow as one XLA kernel."""
-        if keras.config.backend() != "tensorflow" or self.amsgrad:
+        if not kernels.fast_paths_enabled() or self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
-        from keras_pass.models import tensorflow_kernels
-
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        scalars = (learning_rate, self.iterations + 1, self.beta_1, self.beta_2, self.epsilon)
-        tensors = [tensorflow_kernels.read(x, variable.dtype) for x in (variable, m, v, *scalars)]
-        new_variable, new_m, new_v = tensorflow_kernels.xla(tensorflow_kernels.adam_step)(
-            tensors[0], gradient, *tensors[1:])
+        scalars = [ops.cast(x, variable.dtype) for x in
+                   (learning_rate, self.iterations + 1, self.beta_1, self.beta_2, self.epsilon)]
+        new_variable, new_m, new_v = kernels.fused(kernels.adam_step, variable, gradient, m, v, *scalars)
         self.assign(m, new_m)
         self.assign(v, new_v)
         self.assign(variable, new_variable)

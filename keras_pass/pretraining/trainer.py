@@ -12,7 +12,7 @@ One step, as in the release (`PASS/main_pass.py`):
 6. centers <- 0.9 * centers + 0.1 * mean teacher logits.
 
 Steps 3-6 are backend-agnostic (`keras.ops`); computing gradients and
-applying the optimizer is per backend in `backend_train_steps.py`.
+applying the optimizer is per backend in `keras_pass/backend/train_steps.py`.
 
 `objective="dino"` is the paper's DINO baseline on the same trainer: one
 CLS head, every crop (local crops with all `[PART]` tokens present, as a
@@ -32,7 +32,7 @@ import keras
 from keras import ops
 
 from keras_pass.models.heads import RELEASE_OUT_DIM, DINOHead
-from keras_pass.pretraining import backend_train_steps
+from keras_pass.backend import kernels, train_steps
 from keras_pass.pretraining.checkpoint import NonFiniteLossGuard, PretrainingCheckpoint
 from keras_pass.pretraining.loss import (
     collapse_metrics,
@@ -56,19 +56,6 @@ def _state(model, name, value, shape=(), aggregation="none"):
         aggregation=aggregation,
         name=name,
     )
-
-
-def _ema(average, value, momentum):
-    return momentum * average + (1.0 - momentum) * ops.cast(value, average.dtype)
-
-
-def _moving_average(average, value, momentum):
-    if keras.config.backend() == "tensorflow":  # one XLA kernel, not four passes
-        from keras_pass.models import tensorflow_kernels
-
-        tensors = [tensorflow_kernels.read(x, average.dtype) for x in (average, value, momentum)]
-        return tensorflow_kernels.xla(_ema)(*tensors)
-    return _ema(average, value, momentum)
 
 
 def _views(crops):
@@ -198,8 +185,9 @@ class PASSPretrainer(keras.Model):
         global_cls = self.student_backbone.encode(_views(global_crops), training=training)["cls"]
         local_cls = self.student_backbone.encode(_views(local_crops), training=training)["cls"]
         global_logits, local_logits = _on_all_rows(self.student_heads[0], global_cls, local_cls)
+        num_local = local_crops.shape[1] * local_crops.shape[2]  # static: the loss counts terms
         return {"student_global": ops.reshape(global_logits, (2, batch, -1)),
-                "student_local": ops.reshape(local_logits, (-1, batch, global_logits.shape[-1]))}
+                "student_local": ops.reshape(local_logits, (num_local, batch, global_logits.shape[-1]))}
 
     def call(self, data, training=False):
         """Student logits of the global views (2, B, 1+L, K) and of the local
@@ -277,7 +265,7 @@ class PASSPretrainer(keras.Model):
         """EMA teacher (after the optimizer step), centers, metrics."""
         momentum = self.teacher_momentum
         for student, teacher in self._ema_pairs:
-            teacher.assign(_moving_average(teacher, student, momentum))
+            teacher.assign(kernels.moving_average(teacher, student, momentum))
         teacher_global = aux["teacher_global"]
         entropy, kl = collapse_metrics(teacher_global, self.centers, self.teacher_temp)
         self.centers.assign(update_centers(self.centers, teacher_global, self.center_momentum))
@@ -288,7 +276,7 @@ class PASSPretrainer(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def train_step(self, *args):
-        return backend_train_steps.train_step(self, *args)
+        return train_steps.train_step(self, *args)
 
     def fit(self, x=None, epochs=1, callbacks=None, steps_per_epoch=None, initial_epoch=0, **kwargs):
         """`keras.Model.fit` that stops on a non-finite loss and resumes from

@@ -22,7 +22,6 @@ saved step, the data stream from that epoch. Defaults reproduce
 release used 8 x 128).
 """
 
-import contextlib
 import dataclasses
 import os
 
@@ -30,12 +29,12 @@ import keras
 
 from keras_pass import io
 
+from keras_pass.backend.distribution import DISTRIBUTIONS, distribution_scope
 from keras_pass.models.backbone import PASSBackbone
-from keras_pass.models.configs import arch_config
+from keras_pass.models.configs import ARCHITECTURES, arch_config
 from keras_pass.pretraining.callbacks import pass_schedules
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
-from keras_pass.models.configs import ARCHITECTURES
 from keras_pass.pretraining.trainer import (
     OBJECTIVES,
     RELEASE_OUT_DIM,
@@ -45,7 +44,6 @@ from keras_pass.pretraining.trainer import (
 from keras_pass.recipes.config import setting
 from keras_pass.recipes.model_source import load_backbone
 
-DISTRIBUTIONS = ("none", "mirrored", "data_parallel")
 DEFAULT_IMAGE_SIZE = (256, 128)
 
 
@@ -108,27 +106,6 @@ class PretrainConfig:
                          none_as="float32")
     seed: int = setting(0, "Random seed (data and initialisation).", "general", minimum=0)
     verbose: object = setting("auto", "Keras verbosity (auto, 0, 1, 2).", "output", literal=True)
-
-
-def distribution_scope(distribution):
-    """`mirrored`: tf.distribute.MirroredStrategy over all local devices
-    (TensorFlow backend); `data_parallel`: keras.distribution.DataParallel
-    (JAX backend). Returns a context manager to build the model in."""
-    backend = keras.config.backend()
-    if distribution == "none":
-        return contextlib.nullcontext()
-    if distribution == "mirrored" and backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy().scope()
-    if distribution == "data_parallel" and backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return contextlib.nullcontext()
-    raise ValueError(
-        "Expected distribution 'none', 'mirrored' (TensorFlow backend) or "
-        f"'data_parallel' (JAX backend). Received: distribution={distribution} "
-        f"with backend={backend}"
-    )
 
 
 def build_backbone(config):

@@ -25,6 +25,7 @@ share of the P x K batch (the official runs use one GPU).
 import keras
 from keras import ops
 
+from keras_pass.backend.distribution import scale_loss_for_replicas
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.losses import ReIDLoss
 
@@ -39,19 +40,6 @@ def training_backbone(preset, image_shape, stride, drop_path_rate):
         preset, image_shape=tuple(image_shape), stride=stride, drop_path_rate=drop_path_rate,
         pos_embed_interpolation="resize_only",
     )
-
-
-def scale_loss_for_replicas(loss):
-    """TF + tf.distribute only: Keras's TF trainer expects the per-replica
-    loss divided by the replica count (compiled losses are); an overridden
-    `compute_loss` must do it itself or the update is N times too large."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss / replicas
-    return loss
 
 
 def _neck(name):

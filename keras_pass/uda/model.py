@@ -11,7 +11,8 @@ TensorFlow's (`tf.distribute` included: see `keras_pass.uda.memory`).
 
 import keras
 
-from keras_pass.reid.model import ReIDModel, scale_loss_for_replicas, training_backbone
+from keras_pass.backend.distribution import scale_loss_for_replicas
+from keras_pass.reid.model import ReIDModel, training_backbone
 from keras_pass.uda.memory import ClusterMemory, l2_normalize
 
 

@@ -36,7 +36,7 @@ from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  
 
 class KillAt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        from keras_pass.pretraining.backend_train_steps import sync_state_for_callbacks
+        from keras_pass.backend.train_steps import sync_state_for_callbacks
 
         sync_state_for_callbacks(self.model)
         if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == args.kill_at:
@@ -48,6 +48,11 @@ with simulated_devices_scope(args.devices):
     keras.utils.set_random_seed(0)
     model = tiny_pretrainer(drop_path_rate=float(os.environ.get("DROP_PATH", "0.1")))
     model.compile(jit_compile=False if args.devices > 1 else "auto")
+    if keras.config.backend() == "jax":  # the devices the run really spreads over
+        distribution = keras.distribution.distribution()
+        replicas = 1 if distribution is None else distribution.device_mesh.devices.size
+    else:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
 batch = {k: v[:4] for k, v in tiny_crops(batch=4).items()}
 dataset = tf.data.Dataset.from_tensors(batch).repeat()
 callbacks = pass_schedules(args.epochs, args.steps_per_epoch, batch_size=4, warmup_epochs=1)
@@ -61,4 +66,5 @@ arrays.update({f"student_{i}": keras.ops.convert_to_numpy(s) for i, (s, _) in en
 arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
 arrays["centers"] = keras.ops.convert_to_numpy(model.centers)
 arrays["loss"] = np.array(history.history["loss"])
+arrays["replicas"] = np.array(replicas)
 np.savez(args.out, **arrays)

@@ -32,7 +32,14 @@ def test_every_benchmark_runs_once_on_a_tiny_model(tmp_path):
         line = next(l for l in result.stdout.splitlines() if l.startswith(command))
         figures = [float(x) for x in re.findall(r" ([0-9.]+(?:e[+-]?[0-9]+)?)(?:,|$)", line)]
         assert figures and all(f > 0 for f in figures), line
-    assert (tmp_path / "out.json").exists()
+    import json
+
+    rows = json.loads((tmp_path / "out.json").read_text())["results"]
+    # The figures must agree with each other, not just be positive.
+    for command, batch in (("pretrain", 2), ("finetune", 8)):
+        row = rows[command]
+        assert row["images/s"] * row["s/step"] == pytest.approx(batch, rel=1e-6), command
+    assert rows["data"]["crops/s"] == pytest.approx(11 * rows["data"]["images/s"], rel=1e-6)
 
 
 def test_peak_is_measured_in_the_compute_dtype_of_the_precision():

@@ -1,6 +1,6 @@
 """Time to cluster N features: k-reciprocal Jaccard distance + DBSCAN.
 
-    python -m keras_pass.uda.benchmark --sizes 10000 30000 [--search numpy]
+    python tools/benchmark_clustering.py --sizes 10000 30000 [--search numpy]
 
 Features are random 768-d vectors (`--ids 0`, the worst case for neighbour
 sets: every item is about as far from every other) or, with `--ids M`, M
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from keras_pass.reid.benchmark import peak_memory_gb
+from benchmark_evaluation import peak_memory_gb
 from keras_pass.uda.clustering import dbscan_labels
 from keras_pass.uda.jaccard import faiss_available, jaccard_distance
 

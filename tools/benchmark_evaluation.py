@@ -1,6 +1,6 @@
 """Times evaluation and re-ranking on synthetic data of benchmark sizes.
 
-    python -m keras_pass.reid.benchmark --num-query 3368 --num-gallery 15913 [--rerank]
+    python tools/benchmark_evaluation.py --num-query 3368 --num-gallery 15913 [--rerank]
 
 Features are clustered (one cluster per identity) so that neighbour sets
 look like real ones; peak memory is the process's maximum resident size.
