@@ -65,4 +65,4 @@ def test_example_script_runs_and_resumes(unlabeled, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "teacher_preset" / "config.json").exists() and (out / "logs").exists()
     missing = subprocess.run(args[:2] + ["--output_dir=x"], capture_output=True, text=True, env=env)
-    assert missing.returncode != 0 and "--data_dir is required" in missing.stderr
+    assert missing.returncode == 2 and "Expected --data_dir (required)" in missing.stderr
