@@ -19,8 +19,9 @@ def build_parser():
     parser.add_argument("images", help="image folder (any depth) or list file")
     parser.add_argument("output", help="PNG file to write")
     parser.add_argument("--num-images", type=int, default=6)
-    parser.add_argument("--normalization", choices=("imagenet", "half"), default="imagenet",
-                        help="imagenet for pre-trained presets, half (0.5/0.5) for fine-tuned ones")
+    parser.add_argument("--normalization", choices=("imagenet", "half"), default=None,
+                        help="default: the preset's own (imagenet for pre-trained, half = 0.5/0.5 "
+                             "for fine-tuned backbones)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 

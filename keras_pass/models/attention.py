@@ -42,17 +42,16 @@ def region_attention_share(backbone, maps, height, region_bounds=None):
     return np.array(shares), np.array(chances)
 
 
-def attention_report(backbone, images, normalization="imagenet"):
+def attention_report(backbone, images, normalization=None):
     """(maps, shares, chances) for images in [0, 1]; `normalization` is
-    "imagenet" (pre-trained presets) or "half" (0.5/0.5, fine-tuned ones)."""
-    from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
+    "imagenet" or "half" (0.5/0.5), None for the backbone's own preprocessing
+    (its preset's statistics)."""
+    from keras_pass.models.image_converter import PASSImageConverter, image_converter_of
 
-    statistics = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": (HALF_MEAN, HALF_STD)}
-    if normalization not in statistics:
-        raise ValueError(
-            f"Expected normalization in {tuple(statistics)}. Received: normalization={normalization}"
-        )
-    mean, std = statistics[normalization]
-    maps = part_attention_maps(backbone, ((images - np.array(mean)) / np.array(std)).astype("float32"))
+    if normalization is None:
+        converter = image_converter_of(backbone)
+    else:
+        converter = PASSImageConverter.for_backbone(backbone, normalization)
+    maps = part_attention_maps(backbone, converter.normalize(images))
     shares, chances = region_attention_share(backbone, maps, images.shape[1])
     return maps, shares, chances

@@ -117,6 +117,9 @@ class PASSBackbone(Backbone):
         self.pos_embed_interpolation = pos_embed_interpolation
         self.qkv_init_std = qkv_init_std
         self.grid_shape = grid_shape
+        # Preprocessing of the weights (a `PASSImageConverter`), kept with
+        # the preset; None until loaded or set (ImageNet is then assumed).
+        self.image_converter = None
 
     def _tokens(self, images, part_index=None, training=None):
         x = self.embeddings(self.patch_embedding(images), part_index=part_index)
@@ -173,22 +176,26 @@ class PASSBackbone(Backbone):
 
         Overrides of `image_shape`, `patch_size` or `stride` that change the
         patch grid resize `pos_embed` bilinearly (as the official fine-tuning
-        loader does); other keyword arguments override the config.
+        loader does); other keyword arguments override the config. The
+        preset's preprocessing comes along as `backbone.image_converter`.
         """
         handle = preset_io.resolve_preset(preset)
-        load = super(PASSBackbone, cls).from_preset
-        if not (load_weights and preset_io.changes_grid(handle, kwargs)):
-            return load(handle, load_weights=load_weights, **kwargs)
-        source = load(handle, load_weights=True)
-        target = cls.from_config({**source.get_config(), **kwargs})
-        preset_io.transfer_weights(source, target)
-        return target
+        backbone = super(PASSBackbone, cls).from_preset(handle, load_weights=load_weights, **kwargs)
+        backbone.image_converter = preset_io.load_image_converter(handle, backbone)
+        return backbone
 
-    def save_to_preset(self, preset_dir, max_shard_size=10):
-        """Writes a KerasHub preset directory atomically (temp dir + rename)."""
-        preset_io.save_preset_atomically(
-            super().save_to_preset, preset_dir, max_shard_size
-        )
+    def save_to_preset(self, preset_dir, max_shard_size=10, image_converter=None):
+        """Writes a KerasHub preset directory atomically (temp dir + rename),
+        with `image_converter.json`: `image_converter`, else the backbone's
+        own (`self.image_converter`), else ImageNet statistics (what a
+        backbone is pre-trained with), at the backbone's image size."""
+        converter = preset_io.sized_image_converter(image_converter or self.image_converter, self)
+
+        def save(staging):
+            super(PASSBackbone, self).save_to_preset(staging, max_shard_size)
+            converter.save_to_preset(staging)
+
+        preset_io.save_preset_atomically(save, preset_dir)
 
     def get_config(self):
         config = super().get_config()
@@ -210,3 +217,6 @@ class PASSBackbone(Backbone):
             }
         )
         return config
+
+
+preset_io.register_named_presets(PASSBackbone)

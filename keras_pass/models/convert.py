@@ -252,9 +252,13 @@ def convert_checkpoint(
     """Converts an official checkpoint (path or loaded dict) into a backbone.
 
     Writes a preset to `output_dir` when given. Returns (backbone, report).
+    The backbone's preprocessing is the statistics of the recipe the weights
+    came from: 0.5/0.5 for a fine-tuned checkpoint (it has a BNNeck), ImageNet
+    for a pre-trained one.
     """
     from keras_pass.models.backbone import PASSBackbone
     from keras_pass.models.configs import arch_config
+    from keras_pass.models.image_converter import PASSImageConverter
 
     if isinstance(checkpoint, str):
         checkpoint = load_torch_checkpoint(checkpoint)
@@ -278,6 +282,8 @@ def convert_checkpoint(
         **config_overrides,
     )
     backbone = PASSBackbone(**config)
+    backbone.image_converter = PASSImageConverter.for_backbone(
+        backbone, "half" if "bottleneck.weight" in state_dict else "imagenet")
     missing, resized = assign_weights(backbone, weights, allow_missing, source_grid)
     report = ConversionReport(wrappers, len(weights), unused, missing, resized)
     if output_dir is not None:

@@ -1,12 +1,14 @@
 """Layers of the PASS ViT backbone, each serialisable with `get_config`."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_pass.backend.kernels import dense_gelu, erf_gelu, fast_paths_enabled, fused, gelu  # noqa: F401
 from keras_pass.models.pos_embed import grid_size, resample_pos_embed
 
 INTERPOLATION_MODES = ("resize_only", "always")
+GRID_KEY = "grid_shape"  # saved beside the embedding's variables
 
 
 def _trunc_normal(stddev=0.02):
@@ -178,6 +180,35 @@ class PartTokenEmbedding(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch, grid_h, grid_w, _ = input_shape
         return (batch, 1 + self.num_parts + grid_h * grid_w, self.hidden_dim)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # The saved grid lets a load at another image size or stride resize.
+        store[GRID_KEY] = np.array(self.grid_shape, "int32")
+
+    def load_own_variables(self, store):
+        """Loads weights saved at any patch grid: `pos_embed` is resized
+        bilinearly when the saved grid differs (the official fine-tuning
+        loader's resize), so `from_preset(..., image_shape=...)` and
+        `keras_hub.models.Backbone.from_preset` work at any size."""
+        variables = self._trainable_variables + self._non_trainable_variables
+        keys = [key for key in store.keys() if key != GRID_KEY]
+        if len(keys) != len(variables):
+            raise ValueError(f"Expected {len(variables)} saved variables for layer '{self.name}'. "
+                             f"Received: {len(keys)}")
+        saved_grid = self.grid_shape
+        if GRID_KEY in store.keys():
+            saved_grid = tuple(int(s) for s in np.asarray(store[GRID_KEY]))
+        for index, variable in enumerate(variables):
+            value = np.asarray(store[f"{index}"])
+            if variable is self.pos_embed and saved_grid != self.grid_shape:
+                value = ops.convert_to_numpy(
+                    resample_pos_embed(value, saved_grid, self.grid_shape, "bilinear"))
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Expected saved '{variable.path}' of shape {tuple(variable.shape)}. "
+                    f"Received: shape={tuple(value.shape)} (saved grid {saved_grid})")
+            variable.assign(value)
 
     def get_config(self):
         return {

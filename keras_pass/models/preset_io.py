@@ -3,13 +3,10 @@
 import os
 
 from keras import ops
-from keras_hub.src.utils.preset_utils import CONFIG_FILE, load_json
+from keras_hub.src.utils.preset_utils import CONFIG_FILE, check_file_exists, register_presets
 
-from keras_pass.models.pos_embed import grid_size, resample_pos_embed
+from keras_pass.models.pos_embed import resample_pos_embed
 from keras_pass.models.presets import PASS_PRESETS
-
-GRID_KEYS = ("image_shape", "patch_size", "stride")
-
 
 def presets_home():
     home = os.environ.get("KERAS_PASS_HOME", os.path.join("~", ".keras", "keras_pass"))
@@ -42,6 +39,29 @@ def conversion_hint(name):
     )
 
 
+class _LocalPreset(dict):
+    """keras-hub's registry entry of a named preset. Its `kaggle_handle` is
+    looked up at load time: the local converted folder (so KERAS_PASS_HOME is
+    honoured), or a ValueError saying how to convert the official checkpoint."""
+
+    def __init__(self, name):
+        meta = PASS_PRESETS[name]
+        super().__init__(metadata={"description": meta["description"], "params": meta["params"],
+                                   "path": "pass", "official_url": meta["official_url"]})
+        self.name = name
+
+    def __missing__(self, key):
+        if key != "kaggle_handle":
+            raise KeyError(key)
+        return resolve_preset(self.name)
+
+
+def register_named_presets(backbone_cls):
+    """Makes `keras_hub.models.Backbone.from_preset(name)` and
+    `backbone_cls.presets` know the named presets."""
+    register_presets({name: _LocalPreset(name) for name in PASS_PRESETS}, backbone_cls)
+
+
 def resolve_preset(preset):
     """Maps a handle to something `keras_hub` can load, or explains why not."""
     if not isinstance(preset, (str, os.PathLike)):
@@ -67,17 +87,24 @@ def resolve_preset(preset):
     )
 
 
-def _grid(config):
-    height, width = config["image_shape"][:2]
-    return tuple(grid_size(s, config["patch_size"], config["stride"]) for s in (height, width))
+def load_image_converter(handle, backbone):
+    """The preset's `PASSImageConverter` at the backbone's image size; ImageNet
+    statistics for presets written before converters were saved."""
+    from keras_pass.models.image_converter import IMAGE_CONVERTER_FILE, PASSImageConverter
+
+    converter = None
+    if check_file_exists(handle, IMAGE_CONVERTER_FILE):
+        converter = PASSImageConverter.from_preset(handle)
+    return sized_image_converter(converter, backbone)
 
 
-def changes_grid(handle, overrides):
-    """Whether config overrides give the patch grid another shape."""
-    if not any(key in overrides for key in GRID_KEYS):
-        return False
-    config = load_json(handle, CONFIG_FILE)["config"]
-    return _grid(config) != _grid({**config, **overrides})
+def sized_image_converter(converter, backbone):
+    """A copy of `converter` (None: ImageNet statistics) resizing to the
+    backbone's native size."""
+    from keras_pass.models.image_converter import PASSImageConverter
+
+    config = {} if converter is None else converter.get_config()
+    return PASSImageConverter.from_config({**config, "image_size": list(backbone.image_shape[:2])})
 
 
 def transfer_weights(source, target):

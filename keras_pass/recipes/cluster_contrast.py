@@ -27,6 +27,7 @@ import keras
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
+from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import (
     metrics_to_logs,
 )
@@ -210,7 +211,8 @@ def train_usl(config):
         history.append(entry)
         io.save_weights(model, paths["latest.weights.h5"])
         io.write_json(paths["metrics.json"], {"epochs": history, "best": best, "config": config})
-    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
+    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"),
+                                  image_converter=image_converter_of(model))
     return history
 
 

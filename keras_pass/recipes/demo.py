@@ -115,12 +115,10 @@ def write_demo_data(data_dir, sizes, image_size, seed=0):
 
 def knn_results(backbone, dataset):
     """Retrieval with the backbone's concat(CLS, mean PART) feature, no labels
-    used (ImageNet normalisation, as in pre-training)."""
-    from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD
+    used (the backbone's preprocessing: ImageNet statistics, as pre-training)."""
     from keras_pass.reid.features import evaluate_model
 
-    return evaluate_model(backbone, dataset.query, dataset.gallery, verbose=False,
-                          mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return evaluate_model(backbone, dataset.query, dataset.gallery, verbose=False)
 
 
 def attention_picture(backbone, dataset, path, num_shown=6, num_measured=120):

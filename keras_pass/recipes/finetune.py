@@ -21,6 +21,7 @@ import os
 import keras
 
 from keras_pass import io
+from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
 from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import DATASETS, load_dataset
@@ -124,7 +125,8 @@ def finetune(config):
 
 def _save_outputs(model, config, results, best):
     io.save_model(model, os.path.join(config.output_dir, "final.keras"))
-    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"))
+    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"),
+                                  image_converter=image_converter_of(model))
     summary = {
         "final": {"mAP": results["mAP"], "mINP": results["mINP"],
                   "cmc": [float(v) for v in results["cmc"][:20]]},

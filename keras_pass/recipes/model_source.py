@@ -49,6 +49,7 @@ def reconfigure(backbone, **overrides):
         return backbone
     target = backbone.__class__.from_config({**config, **overrides})
     preset_io.transfer_weights(backbone, target)
+    target.image_converter = backbone.image_converter
     return target
 
 

@@ -7,7 +7,8 @@ import numpy as np
 from keras import ops
 
 from keras_pass.models.backbone import PASSBackbone
-from keras_pass.reid.data import IMAGE_MEAN, IMAGE_STD, make_test_dataset
+from keras_pass.models.image_converter import image_converter_of
+from keras_pass.reid.data import make_test_dataset
 from keras_pass.reid.datasets import ImageRecords
 from keras_pass.reid.evaluation import (
     alpha_query_expansion,
@@ -30,16 +31,19 @@ def _embed(model, images):
 
 
 def extract_features(model, paths, image_size=None, batch_size=128, verbose=True,
-                     mean=IMAGE_MEAN, std=IMAGE_STD):
+                     mean=None, std=None):
     """L2-normalised test features `(len(paths), dim)` of image files.
 
     `model` is a `ReIDModel` (its test feature) or a `PASSBackbone`
     (concat(CLS, mean(PART)), L2-normalised); `image_size` defaults to the
-    backbone's native size. `mean`/`std`: 0.5/0.5 as fine-tuning; pass the
-    ImageNet statistics (`IMAGENET_MEAN`/`IMAGENET_STD`) for a backbone
-    straight from pre-training.
+    backbone's native size. `mean`/`std` default to the model's own
+    preprocessing (`image_converter_of`: a preset's saved statistics, 0.5/0.5
+    for a fine-tuned model).
     """
     backbone = model if isinstance(model, PASSBackbone) else model.backbone
+    converter = image_converter_of(model)
+    mean = converter.mean if mean is None else mean
+    std = converter.std if std is None else std
     image_size = tuple(image_size or backbone.image_shape[:2])
     paths = list(paths)
     if not paths:
@@ -54,7 +58,7 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
 
 
 def evaluate_model(model, query, gallery, image_size=None, batch_size=128, rerank=False,
-                   query_expansion=False, max_rank=50, verbose=True, mean=IMAGE_MEAN, std=IMAGE_STD):
+                   query_expansion=False, max_rank=50, verbose=True, mean=None, std=None):
     """Extracts query/gallery features (ImageRecords) and evaluates them
     with squared Euclidean distances, optionally alpha-QE then re-ranking."""
     query_features = extract_features(model, query.paths, image_size, batch_size, verbose, mean, std)

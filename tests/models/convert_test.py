@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_pass import PASSBackbone
+from keras_pass.data.images import IMAGENET_MEAN
 from keras_pass.models.convert import (
     CheckpointMismatchError,
     checkpoint_filter_fn,
@@ -52,6 +53,7 @@ def test_pretraining_checkpoint_parity(tmp_path):
     assert report.wrappers == ["teacher"] and report.missing == []
     assert report.unused == ["head.last_layer_pt1.weight_g", "head.mlp_cls.0.weight"]
     backbone = PASSBackbone.from_preset(str(tmp_path / "preset"), pos_embed_interpolation="always")
+    assert backbone.image_converter.mean == IMAGENET_MEAN  # pre-training's statistics
     _assert_parity(backbone, reference)
     with torch.no_grad():
         expected = reference.last_attention(torch.from_numpy(GLOBAL).permute(0, 3, 1, 2)).numpy()
@@ -66,6 +68,7 @@ def test_finetuned_checkpoint_parity_and_unused_necks():
     backbone, report = convert_checkpoint(state, arch="vit_tiny", **TINY_KERAS)
     assert report.unused == ["bottleneck.weight", "bottleneck_1.running_var",
                              "classifier.weight", "fc.weight"]
+    assert backbone.image_converter.mean == (0.5, 0.5, 0.5)  # fine-tuning's statistics
     _assert_parity(backbone, reference)
 
 

@@ -49,9 +49,11 @@ def test_config_override_pos_embed_interpolation(saved):
     assert restored.embeddings.pos_embed_interpolation == "always"
 
 
-def test_grid_changing_override_resizes_pos_embed_bilinearly(saved):
+@pytest.mark.parametrize("loader", ["pass", "keras_hub"])
+def test_grid_changing_override_resizes_pos_embed_bilinearly(saved, loader):
     backbone, preset_dir = saved
-    taller = PASSBackbone.from_preset(preset_dir, image_shape=(96, 32, 3))
+    load = PASSBackbone.from_preset if loader == "pass" else keras_hub.models.Backbone.from_preset
+    taller = load(preset_dir, image_shape=(96, 32, 3))
     assert taller.grid_shape == (6, 2)
     grid = to_numpy(backbone.embeddings.pos_embed).reshape(4, 2, -1)
     expected = np.einsum("ah,hwd->awd", bilinear_matrix(4, 6), grid)
@@ -90,10 +92,36 @@ def test_named_preset_loads_from_local_home(presets_home):
     backbone = PASSBackbone(**TINY_BACKBONE)
     backbone.save_to_preset(str(presets_home / "pass_vit_small_p16_lup"))
     assert list_presets()["pass_vit_small_p16_lup"]["available"]
-    restored = PASSBackbone.from_preset("pass_vit_small_p16_lup")
-    np.testing.assert_array_equal(
-        to_numpy(restored(IMAGES)["cls"]), to_numpy(backbone(IMAGES)["cls"])
-    )
+    for loader in (PASSBackbone.from_preset, keras_hub.models.Backbone.from_preset):
+        restored = loader("pass_vit_small_p16_lup")
+        np.testing.assert_array_equal(
+            to_numpy(restored(IMAGES)["cls"]), to_numpy(backbone(IMAGES)["cls"])
+        )
+
+
+def test_named_presets_known_to_keras_hub(presets_home):
+    assert set(PASSBackbone.presets) == set(list_presets())
+    with pytest.raises(ValueError, match="convert_pass_checkpoint.py"):
+        keras_hub.models.Backbone.from_preset("pass_vit_base_p16_lup")
+
+
+def test_weights_without_saved_grid_must_match(saved, tmp_path):
+    """A weights file of another grid and no saved grid cannot be resized
+    silently: the error names the variable and the shapes."""
+    backbone, _ = saved
+    path = str(tmp_path / "old.weights.h5")
+    backbone.save_weights(path)
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        names = []
+        f.visit(names.append)
+        saved_grids = [name for name in names if name.endswith("/grid_shape")]
+        assert len(saved_grids) == 1
+        del f[saved_grids[0]]
+    taller = PASSBackbone(**{**TINY_BACKBONE, "image_shape": (96, 32, 3)})
+    with pytest.raises(ValueError, match="pos_embed"):
+        taller.load_weights(path)
 
 
 @pytest.mark.parametrize("handle", ["pass_vit_giant", "/no/such/dir"])
