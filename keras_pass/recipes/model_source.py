@@ -92,12 +92,6 @@ def load_backbone(source, *, image_size=None, stride=None, drop_path_rate=None,
 def _load_keras(source, weights=None):
     import keras
 
-    # Defining the classes registers them for deserialisation.
-    import keras_pass.models  # noqa: F401
-    import keras_pass.pretraining.trainer  # noqa: F401
-    import keras_pass.reid.model  # noqa: F401
-    import keras_pass.uda.model  # noqa: F401
-
     model = keras.saving.load_model(os.fspath(source))
     if weights:
         model.load_weights(weights)
