@@ -5,13 +5,30 @@ one XLA kernel (`tensorflow_kernels.xla`), so the fast and the generic paths
 are the same maths; elsewhere the formula runs as it is.
 """
 
+import contextlib
+import threading
+
 import keras
 from keras import ops
 
+_state = threading.local()
+
 
 def fast_paths_enabled():
-    """True where the fused kernels exist (TensorFlow)."""
-    return keras.config.backend() == "tensorflow"
+    """True where the fused kernels exist (TensorFlow), outside `generic_ops()`."""
+    return keras.config.backend() == "tensorflow" and not getattr(_state, "generic", False)
+
+
+@contextlib.contextmanager
+def generic_ops():
+    """Traces with the plain `keras.ops` formulas only: exports must not hold
+    the separately compiled XLA kernels (ONNX converters cannot inline them)."""
+    previous = getattr(_state, "generic", False)
+    _state.generic = True
+    try:
+        yield
+    finally:
+        _state.generic = previous
 
 
 def fused(function, *arguments):

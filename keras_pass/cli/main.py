@@ -39,6 +39,7 @@ COMMANDS = {
     "extract": (_delegate("extract"), "extract ReID features of a dataset or folder to .npy"),
     "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),
     "visualize": (_delegate("visualize"), "ranked-list picture of queries and their top-k matches"),
+    "export": (_delegate("export"), "export the feature extractor (SavedModel, ONNX, LiteRT) with a parity check"),
     "attention": (_delegate("attention"), "[CLS]/[PART] attention maps of a preset and their region shares"),
 }
 

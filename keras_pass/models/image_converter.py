@@ -10,7 +10,9 @@ and `load_image_converter` read it back.
 
 import keras
 import numpy as np
+from keras import ops
 from keras_hub.layers import ImageConverter
+from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
 from keras_pass.models.backbone import PASSBackbone
@@ -59,6 +61,17 @@ class PASSImageConverter(ImageConverter):
         """The converter of `backbone`'s native size with named statistics."""
         mean, std = statistics(normalization)
         return cls(image_size=tuple(backbone.image_shape[:2]), mean=mean, std=std)
+
+    def call(self, inputs):
+        # Resize in float: resizing uint8 rounds to whole levels in some
+        # paths (eager) and not in others (traced), a 2e-3 feature mismatch.
+        if isinstance(inputs, (list, tuple, np.ndarray)):
+            inputs = np.asarray(inputs)
+        if in_tf_function():  # inside tf.data, whatever the backend
+            import tensorflow as tf
+
+            return super().call(tf.cast(inputs, "float32"))
+        return super().call(ops.cast(inputs, "float32"))
 
     def normalize(self, images):
         """`(images - mean) / std` for float images already in [0, 1]."""
