@@ -46,8 +46,9 @@ def evaluate_saved(args):
     ids = (query.pids, gallery.pids, query.camids, gallery.camids)
     options = dict(max_rank=args.max_rank, ap_method=args.ap_method, verbose=True)
     if not args.rerank:
-        return evaluate_features(query_features, gallery_features, *ids, metric=args.metric,
-                                 **options)
+        results = evaluate_features(query_features, gallery_features, *ids, metric=args.metric,
+                                    **options)
+        return results, _roc(pairwise_distance(query_features, gallery_features, args.metric), ids)
     k = dict(k1=args.k1, k2=args.k2, lambda_value=args.lambda_value, verbose=True)
     if args.metric == "sqeuclidean":  # distances computed block by block
         reranked = re_ranking_features(query_features, gallery_features, **k)
@@ -55,25 +56,38 @@ def evaluate_saved(args):
         pairs = ((query_features, gallery_features), (query_features, query_features),
                  (gallery_features, gallery_features))
         reranked = re_ranking(*(pairwise_distance(a, b, args.metric) for a, b in pairs), **k)
-    return evaluate_rank(reranked, *ids, **options)
+    return evaluate_rank(reranked, *ids, **options), _roc(reranked, ids)
+
+
+def _roc(distances, ids):
+    """TPR@FPR and thresholds of the query x gallery pairs (fast-reid's ROC)."""
+    from keras_pass.reid.roc import tpr_at_fpr, verification_distances
+
+    query_pids, gallery_pids, query_camids, gallery_camids = ids
+    return tpr_at_fpr(*verification_distances(distances, query_pids, gallery_pids, query_camids,
+                                              gallery_camids))
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass import io
     from keras_pass.reid.evaluation import format_results
+    from keras_pass.reid.roc import format_roc
 
     try:
-        results = evaluate_saved(args)
+        results, roc = evaluate_saved(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     title = "re-ranked" if args.rerank else args.metric
     print(format_results(results, title=f"{args.features_dir} ({title})"))
+    print(format_roc(roc))
     if args.output:
         summary = {"mAP": results["mAP"], "mINP": results["mINP"],
                    "cmc": [float(v) for v in results["cmc"]],
-                   "num_valid_queries": results["num_valid_queries"]}
+                   "num_valid_queries": results["num_valid_queries"],
+                   "tpr_at_fpr": {f"{rate:g}": {"tpr": tpr, "threshold": threshold}
+                                  for rate, (tpr, threshold) in roc.items()}}
         io.write_json(args.output, summary)
         print(f"wrote {args.output}")
     return 0

@@ -69,9 +69,12 @@ class TestFinetuneExample:
                                  gallery_records.pids, query_records.camids, gallery_records.camids)
 
         assert evaluate.main([str(feats), "--output", str(root / "metrics.json")]) == 0
-        assert "CMC Rank-1" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert "CMC Rank-1" in printed and "TPR@FPR=0.01" in printed
         with open(root / "metrics.json") as handle:
-            assert json.load(handle)["mAP"] == pytest.approx(expected["mAP"])
+            metrics = json.load(handle)
+        assert metrics["mAP"] == pytest.approx(expected["mAP"])
+        assert set(metrics["tpr_at_fpr"]) == {"0.0001", "0.001", "0.01"}
         assert evaluate.main([str(feats), "--rerank", "--k1", "4", "--k2", "2"]) == 0
         assert "re-ranked" in capsys.readouterr().out
 
