@@ -20,4 +20,13 @@ for _module in _SERIALIZABLE_MODULES:
 from keras_pass.models import PASSBackbone, list_presets  # noqa: E402
 from keras_pass.models.image_converter import PASSImageConverter  # noqa: E402
 
-__all__ = ["PASSBackbone", "PASSImageConverter", "list_presets"]
+# Deployment helpers, imported on first use.
+_LAZY = {"Embedder": "keras_pass.deploy", "export_feature_extractor": "keras_pass.deploy"}
+
+__all__ = ["Embedder", "PASSBackbone", "PASSImageConverter", "export_feature_extractor", "list_presets"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(_importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_pass' has no attribute {name!r}")

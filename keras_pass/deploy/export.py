@@ -7,7 +7,9 @@ release's test feature: for a bare `PASSBackbone` its `reid_features`
 L2-normalised (the release normalises at retrieval; `Embedder` does).
 Inputs are float32 NHWC images at the model's size, already normalised with
 the preset's statistics, or with `raw_input=True` uint8 RGB images of any
-size (resize and normalisation baked in).
+size (resize and normalisation baked in; ONNX and LiteRT have no
+antialiased resize, so theirs resizes without it: identical features for
+inputs at the model's size, small differences when downsampling).
 
 Exports are written on the TensorFlow backend only: a JAX SavedModel holds
 `vhlo.composite_v2` (from `erf`) that TensorFlow cannot run, and JAX's ONNX
@@ -29,6 +31,9 @@ from keras_pass.models.image_converter import image_converter_of
 FORMATS = ("tf_saved_model", "onnx", "litert")
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCH_SIZES = (1, 5)
+# No antialiased resize in these runtimes: their raw-input exports resize
+# plainly (features differ a little from the Keras side when downsampling).
+UNALIASED_FORMATS = ("onnx", "litert")
 _SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
 
 
@@ -47,8 +52,9 @@ def _test_features(model, images):
     return before if getattr(model, "test_feature", "before") == "before" else after
 
 
-def feature_extractor(model, raw_input=False):
-    """A functional `keras.Model`: images -> test features (see module doc)."""
+def feature_extractor(model, raw_input=False, antialias=True):
+    """A functional `keras.Model`: images -> test features (see module doc);
+    `antialias=False` resizes raw input without antialiasing."""
     backbone = model if isinstance(model, PASSBackbone) else getattr(model, "backbone", None)
     if not isinstance(backbone, PASSBackbone):
         raise ValueError("Expected a PASSBackbone or a fine-tuned ReIDModel. "
@@ -56,7 +62,10 @@ def feature_extractor(model, raw_input=False):
     height, width = backbone.image_shape[:2]
     if raw_input:
         images = keras.Input((None, None, 3), dtype="uint8", name="images")
-        normalised = image_converter_of(model)(images)  # the preset's own preprocessing
+        converter = image_converter_of(model)  # the preset's own preprocessing
+        if not antialias:
+            converter = converter.from_config({**converter.get_config(), "antialias": False})
+        normalised = converter(images)
     else:
         images = normalised = keras.Input((height, width, 3), name="images")
     return keras.Model(images, _test_features(model, normalised), name="feature_extractor")
@@ -125,7 +134,7 @@ def export_feature_extractor(model, path, format="tf_saved_model", raw_input=Fal
         raw_input: bake resize and the preset's normalisation in (uint8 input).
     """
     _check_format(format)
-    extractor = feature_extractor(model, raw_input)
+    extractor = feature_extractor(model, raw_input, antialias=format not in UNALIASED_FORMATS)
     inputs = {n: parity_inputs(extractor, n, seed=n) for n in PARITY_BATCH_SIZES}
     expected = {n: ops.convert_to_numpy(extractor(x)) for n, x in inputs.items()}
     path = os.fspath(path)

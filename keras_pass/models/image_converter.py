@@ -32,14 +32,16 @@ def statistics(name):
 class PASSImageConverter(ImageConverter):
     """Resize to `image_size`, then `(x / 255 - mean) / std` per channel.
 
-    Plain (aspect-distorting) bilinear resizing, as the release's
-    `T.Resize((H, W))`; no crop, no pad. `mean`/`std` are in [0, 1] units.
+    Plain (aspect-distorting) bilinear resizing with antialiasing, as the
+    release's `T.Resize((H, W))` on PIL images and the test pipeline
+    (`reid.data.test_transform`); no crop, no pad. `mean`/`std` are in
+    [0, 1] units.
     """
 
     backbone_cls = PASSBackbone
 
     def __init__(self, image_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 interpolation="bilinear", **kwargs):
+                 interpolation="bilinear", antialias=True, **kwargs):
         mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError("Expected 3 channel means and 3 positive stds. "
@@ -52,6 +54,7 @@ class PASSImageConverter(ImageConverter):
             offset=[-m / s for m, s in zip(mean, std)],
             crop_to_aspect_ratio=False,
             interpolation=interpolation,
+            antialias=antialias,
             **kwargs,
         )
         self.mean, self.std = mean, std

@@ -19,7 +19,8 @@ from keras_pass.reid.evaluation import (
 from keras_pass.reid.reranking import re_ranking_features
 
 
-def _embed(model, images):
+def embed_batch(model, images):
+    """L2-normalised test features of one batch of normalised images."""
     if isinstance(model, PASSBackbone):  # a bare backbone: concat(CLS, mean PART)
         if tuple(images.shape[1:]) == tuple(model.image_shape):
             outputs = model.predict_on_batch(images)  # compiled, unlike encode()
@@ -51,7 +52,7 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
     bar = keras.utils.Progbar(len(paths), unit_name="images") if verbose else None
     features = []
     for images in make_test_dataset(paths, image_size, batch_size, mean, std).as_numpy_iterator():
-        features.append(_embed(model, images))
+        features.append(embed_batch(model, images))
         if bar is not None:
             bar.add(len(images))
     return np.concatenate(features).astype(np.float32)
