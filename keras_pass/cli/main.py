@@ -40,6 +40,8 @@ COMMANDS = {
     "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),
     "visualize": (_delegate("visualize"), "ranked-list picture of queries and their top-k matches"),
     "export": (_delegate("export"), "export the feature extractor (SavedModel, ONNX, LiteRT) with a parity check"),
+    "index": (_delegate("index"), "embed a gallery folder into a searchable index (resumable)"),
+    "search": (_delegate("search"), "nearest gallery images of query images, with a same-person threshold"),
     "attention": (_delegate("attention"), "[CLS]/[PART] attention maps of a preset and their region shares"),
 }
 

@@ -20,7 +20,7 @@ def ranked_gallery(distances, query_pid, query_camid, gallery_pids, gallery_cami
     return order[keep]
 
 
-def _tile(path, colour, size=(128, 64), border=5):
+def image_tile(path, colour, size=(128, 64), border=5):
     from PIL import Image
 
     with Image.open(path) as image:
@@ -54,13 +54,43 @@ def plot_ranking(query, gallery, distances, query_indices, output_path, top_k=10
         pid, camid = query.pids[q], query.camids[q]
         ranked = ranked_gallery(row_distances, pid, camid, gallery.pids, gallery.camids,
                                 keep_same_camera)[:top_k]
-        axes[row, 0].imshow(_tile(query.paths[q], QUERY))
+        axes[row, 0].imshow(image_tile(query.paths[q], QUERY))
         axes[row, 0].set_title(f"query\nid {pid} cam {camid}", fontsize=8)
         for col, g in enumerate(ranked, 1):
             right = gallery.pids[g] == pid
-            axes[row, col].imshow(_tile(gallery.paths[g], CORRECT if right else WRONG))
+            axes[row, col].imshow(image_tile(gallery.paths[g], CORRECT if right else WRONG))
             axes[row, col].set_title(f"#{col} id {gallery.pids[g]}\nd={row_distances[g]:.4g}",
                                      fontsize=7, color="green" if right else "red")
+        for ax in axes[row]:
+            ax.axis("off")
+    figure.tight_layout()
+    return save_figure(figure, output_path, dpi=100)
+
+
+UNJUDGED = (60, 110, 190)
+
+
+def plot_search(query_paths, ranked_paths, ranked_distances, output_path, threshold=None):
+    """Writes a PNG of search results (one row per query, nearest first)
+    and returns its path. With a `threshold`, matches below it (the same
+    person) get green borders and the rest red; without, all blue."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not query_paths:
+        raise ValueError("Expected at least one query image. Received: none")
+    rows, cols = len(query_paths), 1 + max(len(r) for r in ranked_paths)
+    figure, axes = plt.subplots(rows, cols, figsize=(1.15 * cols, 2.5 * rows), squeeze=False)
+    for row, (query, paths, distances) in enumerate(zip(query_paths, ranked_paths, ranked_distances)):
+        axes[row, 0].imshow(image_tile(query, QUERY))
+        axes[row, 0].set_title("query", fontsize=8)
+        for col, (path, distance) in enumerate(zip(paths, distances), 1):
+            same = None if threshold is None else distance < threshold
+            colour = UNJUDGED if same is None else CORRECT if same else WRONG
+            axes[row, col].imshow(image_tile(path, colour))
+            axes[row, col].set_title(f"#{col} d={distance:.3g}", fontsize=7)
         for ax in axes[row]:
             ax.axis("off")
     figure.tight_layout()

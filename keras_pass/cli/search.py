@@ -1,0 +1,57 @@
+"""`keras-pass search INDEX_DIR QUERY_IMAGE... --top-k 10`: ranked gallery files.
+
+Embeds the queries with the index's model, prints each query's nearest
+gallery files with their distances (squared Euclidean of unit features, the
+unit of `keras-pass evaluate`'s thresholds) and writes a ranked-list
+picture. `--threshold T` (a distance from evaluate's TPR@FPR lines) marks
+each match as the same person (distance < T) or not.
+"""
+
+import argparse
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="keras-pass search", description=__doc__.split("\n")[0])
+    parser.add_argument("index_dir", help="output of `keras-pass index`")
+    parser.add_argument("queries", nargs="+", help="query image files")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--threshold", type=float, help="same-person distance threshold (accept below)")
+    parser.add_argument("--picture", default="search.png", help="ranked-list PNG to write ('' for none)")
+    parser.add_argument("--model", help="default: the model the index was built with")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    import os
+
+    from keras_pass.deploy.embedder import Embedder
+    from keras_pass.deploy.gallery import GalleryIndex
+
+    if args.threshold is not None and not args.threshold > 0:
+        raise ValueError(f"Expected a positive --threshold. Received: --threshold={args.threshold}")
+    for query in args.queries:
+        if not os.path.isfile(query):
+            raise ValueError(f"Expected query image files. Received: {query} (no such file)")
+    index = GalleryIndex.load(args.index_dir)
+    model = args.model or index.model
+    if model is None:
+        raise ValueError("Expected --model: the index was built from a model object, not a file")
+    indices, distances = index.search(Embedder.from_model(model)(args.queries), args.top_k)
+    for query, row, row_distances in zip(args.queries, indices, distances):
+        print(f"query {query}")
+        for rank, (i, distance) in enumerate(zip(row, row_distances), 1):
+            verdict = "" if args.threshold is None else ("  same" if distance < args.threshold else "  different")
+            print(f"  {rank:3d}  {distance:.4f}  {index.paths[i]}{verdict}")
+    if args.picture:
+        from keras_pass.reid.visualize import plot_search
+
+        ranked = [[index.paths[i] for i in row] for row in indices]
+        plot_search(args.queries, ranked, distances, args.picture, args.threshold)
+        print(f"wrote {args.picture}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
