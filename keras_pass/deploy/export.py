@@ -45,9 +45,6 @@ def _test_features(model, images):
     if isinstance(model, PASSBackbone):
         outputs = model(images)
         return ops.concatenate([outputs["cls"], ops.mean(outputs["parts"], axis=1)], axis=-1)
-    if not hasattr(model, "features") or not hasattr(model, "backbone"):
-        raise ValueError("Expected a PASSBackbone or a fine-tuned ReIDModel. "
-                         f"Received: model={type(model).__name__}")
     before, after = model.features(images)
     return before if getattr(model, "test_feature", "before") == "before" else after
 
@@ -56,7 +53,7 @@ def feature_extractor(model, raw_input=False, antialias=True):
     """A functional `keras.Model`: images -> test features (see module doc);
     `antialias=False` resizes raw input without antialiasing."""
     backbone = model if isinstance(model, PASSBackbone) else getattr(model, "backbone", None)
-    if not isinstance(backbone, PASSBackbone):
+    if not isinstance(backbone, PASSBackbone) or not (backbone is model or hasattr(model, "features")):
         raise ValueError("Expected a PASSBackbone or a fine-tuned ReIDModel. "
                          f"Received: model={type(model).__name__}")
     height, width = backbone.image_shape[:2]
