@@ -62,14 +62,22 @@ def main(argv=None):
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
+    from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
+
     try:
         return COMMANDS[args.command][0](argv[1:])
+    except NonFiniteLossError as error:
+        return _report(args.command, "stopped", error, EXIT_NON_FINITE_LOSS)
     except (ValueError, OSError) as error:  # bad input: one line, no traceback
-        if os.environ.get("KERAS_PASS_TRACEBACK"):
-            raise
-        print(f"keras-pass {args.command}: error: {error}", file=sys.stderr)
-        print("(set KERAS_PASS_TRACEBACK=1 for the traceback)", file=sys.stderr)
-        return 2
+        return _report(args.command, "error", error, EXIT_BAD_INPUT)
+
+
+def _report(command, kind, error, status):
+    if os.environ.get("KERAS_PASS_TRACEBACK"):
+        raise error
+    print(f"keras-pass {command}: {kind}: {error}", file=sys.stderr)
+    print("(set KERAS_PASS_TRACEBACK=1 for the traceback)", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_pass import io
+from keras_pass.errors import NonFiniteLossError
 
 from keras_pass.backend.train_steps import sync_state_for_callbacks
 
@@ -19,10 +20,6 @@ def _rng_variables(model):
     """Seed-generator states (drop path, dropout): not part of save_weights."""
     weights = {id(v) for v in model.weights}
     return [v for v in model.variables if id(v) not in weights]
-
-
-class NonFiniteLossError(FloatingPointError):
-    pass
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
