@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from keras_pass.reid.roc import tpr_at_fpr, verification_distances
+from keras_pass.reid.roc import blockwise_tpr_at_fpr, tpr_at_fpr, verification_distances
 
 
 def _independent_tpr(positive, negative, rate):
@@ -44,3 +44,23 @@ def test_bad_input():
         tpr_at_fpr([0.1], [1.0], (2,))
     with pytest.raises(ValueError, match="distances.shape"):
         verification_distances(np.zeros((2, 2)), [1], [1, 2], [0], [0, 0])
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 1000])
+def test_blockwise_equals_the_whole_matrix(block_size):
+    rng = np.random.default_rng(3)
+    query_pids, gallery_pids = rng.integers(-1, 12, 40), rng.integers(-1, 12, 300)
+    query_camids, gallery_camids = rng.integers(0, 3, 40), rng.integers(0, 3, 300)
+    distances = rng.random((40, 300)) + 0.3 * (query_pids[:, None] != gallery_pids[None, :])
+    ids = (query_pids, gallery_pids, query_camids, gallery_camids)
+    rates = (1e-3, 2e-2, 0.3)
+    expected = tpr_at_fpr(*verification_distances(distances, *ids), rates)
+    blockwise = blockwise_tpr_at_fpr(lambda start, stop: distances[start:stop], *ids, rates,
+                                     block_size=block_size)
+    assert blockwise == expected
+    assert expected[0.3][0] > expected[1e-3][0]  # the rates do differ here
+
+
+def test_too_few_smallest_negatives_is_an_error():
+    with pytest.raises(ValueError, match="smallest 4 negatives"):
+        tpr_at_fpr([0.1], [0.2, 0.3], (0.3,), num_negatives=10)
