@@ -8,16 +8,16 @@ fails above 1e-4. Exports are written by the TensorFlow backend: under
 another backend the command re-runs itself with KERAS_BACKEND=tensorflow.
 """
 
-import argparse
 import os
 import subprocess
 import sys
 
 
 def build_parser():
+    from keras_pass.cli.arguments import ArgumentParser
     from keras_pass.deploy.export import FORMATS
 
-    parser = argparse.ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="preset name or folder, fine-tuned .keras, or official .pth")
     parser.add_argument("output", help="folder (tf_saved_model) or file (.onnx, .tflite) to write")
     parser.add_argument("--format", choices=FORMATS, default="tf_saved_model")
