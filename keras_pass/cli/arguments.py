@@ -13,7 +13,7 @@ class ArgumentParser(argparse.ArgumentParser):
     usage and exiting (`--help` still prints and exits 0)."""
 
     def error(self, message):
-        raise ValueError(f"{message} (see `{self.prog} --help`)")
+        raise ValueError(f"{message} (see --help)")
 
 
 def _number(kind, minimum, strict):

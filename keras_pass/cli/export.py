@@ -32,9 +32,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     import keras
 
+    from keras_pass.models.presets import PASS_PRESETS
+
+    if not os.path.exists(args.model) and args.model not in PASS_PRESETS:  # before a second process
+        raise ValueError(f"Expected a preset name or an existing model file or folder. "
+                         f"Received: model={args.model}")
     if keras.config.backend() != "tensorflow":
-        print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})",
-              file=sys.stderr)
+        print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})")
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         return subprocess.run([sys.executable, "-m", "keras_pass", "export", *argv], env=env).returncode
     from keras_pass.deploy.export import export_feature_extractor

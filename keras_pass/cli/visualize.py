@@ -43,8 +43,8 @@ def main(argv=None):
     if args.num_queries > MAX_QUERIES or len(args.queries or ()) > MAX_QUERIES:
         raise ValueError(f"Expected at most {MAX_QUERIES} queries in one picture. "
                          f"Received: --num-queries={len(args.queries or ()) or args.num_queries}")
-    query_features, query = load_feature_set(args.features_dir, args.query)
-    gallery_features, gallery = load_feature_set(args.features_dir, args.gallery)
+    query_features, query = load_feature_set(args.features_dir, args.query, require_paths=True)
+    gallery_features, gallery = load_feature_set(args.features_dir, args.gallery, require_paths=True)
     if args.queries:
         indices = np.asarray(args.queries)
         if indices.max() >= len(query):

@@ -336,8 +336,7 @@ def check_dataset_images(dataset, verbose=True):
     from keras_pass.data.images import check_images
     from keras_pass.reid.data import readable_train_records
 
-    for split in ("query", "gallery"):
-        check_images(getattr(dataset, split).paths, f"the {split} set of {dataset.root}")
+    check_images(dataset.query.paths + dataset.gallery.paths, f"the query and gallery sets of {dataset.root}")
     train = readable_train_records(dataset.train, f"the train set of {dataset.root}")
     if verbose and len(train) < len(dataset.train):
         print(f"=> left out {len(dataset.train) - len(train)} unreadable train images")

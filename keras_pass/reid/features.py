@@ -110,8 +110,9 @@ def save_feature_set(directory, split, features, records):
     io.write_text(f"{base}_paths.txt", "".join(f"{p}\n" for p in records.paths))
 
 
-def load_feature_set(directory, split):
-    """`(features, ImageRecords)` written by `save_feature_set`."""
+def load_feature_set(directory, split, require_paths=False):
+    """`(features, ImageRecords)` written by `save_feature_set`; paths are
+    "" without a `<split>_paths.txt`, a ValueError if `require_paths`."""
     base = os.path.join(directory, split)
     missing = [f"{base}_{s}" for s in ("features.npy", "pids.npy", "camids.npy")
                if not os.path.isfile(f"{base}_{s}")]
@@ -123,6 +124,9 @@ def load_feature_set(directory, split):
     features = np.load(f"{base}_features.npy")
     pids, camids = np.load(f"{base}_pids.npy"), np.load(f"{base}_camids.npy")
     paths = ("",) * len(pids)
+    if require_paths and not os.path.isfile(f"{base}_paths.txt"):
+        raise ValueError(f"Expected the image list {base}_paths.txt (written by extract). "
+                         "Received: no such file")
     if os.path.isfile(f"{base}_paths.txt"):
         with open(f"{base}_paths.txt") as handle:
             paths = tuple(line.rstrip("\n") for line in handle)
