@@ -1,6 +1,6 @@
 """`keras-pass demo`: PASS end to end on generated pedestrians (see `keras_pass.recipes.demo`)."""
 
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int, removed_if_failed
 
 
 def build_parser():
@@ -21,5 +21,6 @@ def main(argv=None):
     from keras_pass.recipes.demo import run_demo
 
     check_output_path(args.output_dir, "--output_dir")
-    run_demo(args.output_dir, quick=args.quick, seed=args.seed)
+    with removed_if_failed(args.output_dir):
+        run_demo(args.output_dir, quick=args.quick, seed=args.seed)
     return 0

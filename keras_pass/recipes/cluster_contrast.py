@@ -47,7 +47,7 @@ class USLConfig:
     """Unsupervised learning on one dataset; defaults: the release's ViT-S
     Market-1501 script (`market_usl_cat_singleneck.sh`)."""
 
-    data_root: str = setting(help="Target dataset folder (or its parent).", group="data", input=True)
+    data_root: str = setting(help="Target dataset folder (or its parent).", group="data")
     output_dir: str = setting(help="Metrics, checkpoints and the final backbone preset.", group="output",
                               cli_default="runs/usl", output=True)
     dataset: str = setting("market1501", "Target dataset layout.", "data", choices=tuple(DATASETS))

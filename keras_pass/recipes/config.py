@@ -10,8 +10,7 @@ value meaning None, e.g. --precision=float32 for dtype None); `literal`
 (the command's default where the field has none, e.g. output_dir);
 `minimum` / `maximum` (numbers, and each item of tuple settings: the
 smallest / largest accepted value); `output` (a folder the recipe writes:
-it may not exist yet, but nothing above it may be a file); `input` (a
-path that must exist).
+it may not exist yet, but nothing above it may be a file).
 
 A config class may define `check(self)`: its cross-field checks (e.g. a
 crop no larger than the image), raising ValueError; `check_settings` runs
@@ -57,9 +56,6 @@ def check_settings(config):
                              f"Received: {name}={value}")
         for item in value if isinstance(value, tuple) else (value,):
             _check_range(name, item, meta, value)
-        if meta.get("input") and isinstance(value, (str, os.PathLike)) and not os.path.exists(value):
-            raise ValueError(f"Expected {name} an existing file or folder. Received: {name}={value} "
-                             "(no such file or folder)")
         if meta.get("output"):
             check_output_folder(name, value)
     if hasattr(config, "check"):

@@ -38,7 +38,7 @@ class FinetuneConfig:
     """Every setting of `finetune`; defaults: `PASS_transreid`'s ViT-S
     Market-1501 config + seed 42. Each one is a `keras-pass finetune` flag."""
 
-    data_root: str = setting(help="Dataset folder (or its parent).", group="data", input=True)
+    data_root: str = setting(help="Dataset folder (or its parent).", group="data")
     output_dir: str = setting(help="Checkpoints, logs, final.keras, backbone_preset/, results.json.",
                               group="output", cli_default="runs/finetune", output=True)
     dataset: str = setting("market1501", "Dataset layout.", "data", choices=tuple(DATASETS))

@@ -53,7 +53,7 @@ class PretrainConfig:
     Each one is a `keras-pass pretrain` flag (help text below)."""
 
     data: object = setting(help="Image folder (any depth), list file or list of paths.", group="data",
-                           flag="data_dir", input=True)
+                           flag="data_dir")
     output_dir: str = setting(help="Checkpoints, TensorBoard logs, history.json, presets.", group="output",
                               cli_default="runs/pretrain", output=True)
     arch: str = setting("vit_small", "Architecture of a random start.", "model", choices=tuple(ARCHITECTURES))

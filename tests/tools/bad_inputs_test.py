@@ -102,7 +102,7 @@ CASES = [
      "num_instances"),
     ("finetune_verbose_5", "finetune --data_root={market} --output_dir={out} --verbose=5", "verbose"),
     ("finetune_output_under_file", "finetune --data_root={market} --output_dir={a_file}/run", "output_dir"),
-    ("finetune_missing_data", "finetune --data_root={root}/nothing --output_dir={out}", "data_root"),
+    ("finetune_missing_data", "finetune --data_root={root}/nothing --output_dir={out}", "nothing"),
     ("finetune_truncated_query", "finetune --data_root={bad_market} --output_dir={out} --preset={preset}",
      "{bad_query}"),
     ("usl_empty_gallery_file", "usl --data_root={bad_market} --output_dir={out} --preset={preset}", "{bad_gallery}"),
