@@ -7,7 +7,6 @@ token over the image, and prints the share of each PART's attention that
 falls inside its own region (chance: the region's share of patch rows).
 """
 
-import sys
 
 import numpy as np
 
@@ -54,5 +53,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("attention")

@@ -1,6 +1,5 @@
 """`convert_pass_checkpoint`: official PyTorch .pth -> keras-pass preset dir."""
 
-import sys
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
 
@@ -62,5 +61,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("convert")

@@ -3,7 +3,6 @@
     python tools/evaluate.py FEATURES_DIR [--rerank] [--query-expansion]
 """
 
-import sys
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_float, positive_int
 
@@ -94,5 +93,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("evaluate")

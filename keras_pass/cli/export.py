@@ -50,5 +50,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("export")

@@ -11,7 +11,6 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 `path,pid,camid` CSV (split name `images`).
 """
 
-import sys
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
 
@@ -76,5 +75,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("extract")

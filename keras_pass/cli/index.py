@@ -5,7 +5,6 @@ the model's own preprocessing, chunk by chunk: an interrupted run continues
 where it stopped, a finished one does nothing. Then `keras-pass search`.
 """
 
-import sys
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
 
@@ -31,5 +30,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("index")

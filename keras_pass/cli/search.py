@@ -7,7 +7,6 @@ picture. `--threshold T` (a distance from evaluate's TPR@FPR lines) marks
 each match as the same person (distance < T) or not.
 """
 
-import sys
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, positive_float, positive_int
 
@@ -57,5 +56,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("search")

@@ -6,7 +6,6 @@ Borders: green = same identity, red = another identity. Same-id
 same-camera and junk gallery images are left out, as in the evaluation.
 """
 
-import sys
 
 import numpy as np
 
@@ -63,5 +62,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("visualize")
