@@ -51,8 +51,8 @@ def build_index(gallery, index_dir, model, batch_size=64, chunk_size=2048, verbo
         if verbose:
             print(f"{index_dir}: index of {len(paths)} images already complete")
         return GalleryIndex.load(index_dir)
+    embedder = Embedder.from_model(model, batch_size=batch_size)  # a bad model: nothing written yet
     _start(index_dir, header, paths)
-    embedder = Embedder.from_model(model, batch_size=batch_size)
     chunks = [_chunk(index_dir, embedder, paths, start, chunk_size, verbose)
               for start in range(0, len(paths), chunk_size)]
     features = np.concatenate(chunks).astype(np.float32)

@@ -140,6 +140,7 @@ CASES = [
     ("convert_missing_pth", "convert {root}/missing.pth {out} --arch vit_small", "missing.pth"),
     ("convert_output_under_file", "convert {root}/empty.pth {a_file}/preset --arch vit_small", "output_dir"),
     ("index_truncated_image", "index {bad_market}/query {out} --model {preset}", "{bad_query}"),
+    ("index_missing_model", "index {market}/query {out} --model {root}/missing_preset", "missing_preset"),
     ("index_batch_size_0", "index {market}/query {out} --model {preset} --batch-size 0", "--batch-size"),
     ("search_top_k_0", "search {out} {query_image} --top-k 0", "--top-k"),
     ("search_missing_query", "search {out} {root}/missing.jpg", "missing.jpg"),
