@@ -187,6 +187,9 @@ def save_figure(figure, path, **savefig_kwargs):
     import matplotlib.pyplot as plt
 
     extension = os.path.splitext(os.fspath(path))[1] or ".png"
+    if os.path.isdir(path):  # else the temporary lands in the folder's parent
+        plt.close(figure)
+        raise ValueError(f"Expected a file path for the figure. Received: path={path} (a folder)")
     try:
         with atomic_path(path, extension) as temporary:
             figure.savefig(temporary, **savefig_kwargs)

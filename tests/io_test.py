@@ -82,3 +82,18 @@ def test_formats_and_clear_errors(tmp_path):
         io.write_text(tmp_path / "file" / "sub" / "x.txt", "")
     with pytest.raises(ValueError, match="weights.h5"):
         io.save_weights(None, tmp_path / "w.h5")
+
+
+def test_figure_into_a_folder_is_refused_and_leaves_nothing(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = tmp_path / "pictures"
+    target.mkdir()
+    with pytest.raises(ValueError, match="pictures"):
+        io.save_figure(plt.figure(), str(target))
+    with pytest.raises(ValueError, match="pictures"):
+        io.save_figure(plt.figure(), f"{target}/")
+    assert sorted(os.listdir(tmp_path)) == ["pictures"] and os.listdir(target) == []

@@ -4,9 +4,7 @@
         --arch vit_small|vit_base [--image-size H W] [--stride S]
 """
 
-import sys
+from keras_pass.cli.absl_command import example_main
 
-from keras_pass.cli.convert import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `keras-pass convert ...`: one-line errors, exit 2 on bad input
+    example_main("convert")

@@ -1,8 +1,6 @@
 """Thin wrapper: see keras_pass/cli/extract.py (`python tools/extract_features.py --help`)."""
 
-import sys
+from keras_pass.cli.absl_command import example_main
 
-from keras_pass.cli.extract import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `keras-pass extract ...`: one-line errors, exit 2 on bad input
+    example_main("extract")

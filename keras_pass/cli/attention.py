@@ -7,22 +7,22 @@ token over the image, and prints the share of each PART's attention that
 falls inside its own region (chance: the region's share of patch rows).
 """
 
-import argparse
-import sys
 
 import numpy as np
 
+from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_int, positive_int
+
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="visualize_attention", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="visualize_attention", description=__doc__.split("\n")[0])
     parser.add_argument("preset", help="backbone preset directory or registered name")
     parser.add_argument("images", help="image folder (any depth) or list file")
     parser.add_argument("output", help="PNG file to write")
-    parser.add_argument("--num-images", type=int, default=6)
+    parser.add_argument("--num-images", type=positive_int, default=6)
     parser.add_argument("--normalization", choices=("imagenet", "half"), default=None,
                         help="default: the preset's own (imagenet for pre-trained, half = 0.5/0.5 "
                              "for fine-tuned backbones)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     return parser
 
 
@@ -40,15 +40,12 @@ def main(argv=None):
     from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
 
-    try:
-        backbone = load_backbone(args.preset)
-        paths = list_image_files(args.images)
-        rng = np.random.default_rng(args.seed)
-        paths = [paths[i] for i in sorted(rng.choice(len(paths), min(args.num_images, len(paths)), replace=False))]
-        images = load_images(paths, backbone.image_shape[:2])
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    check_output_file(args.output, "output")
+    backbone = load_backbone(args.preset)
+    paths = list_image_files(args.images)
+    rng = np.random.default_rng(args.seed)
+    paths = [paths[i] for i in sorted(rng.choice(len(paths), min(args.num_images, len(paths)), replace=False))]
+    images = load_images(paths, backbone.image_shape[:2])
     maps, shares, chances = attention_report(backbone, images, args.normalization)
     plot_attention_grid(images, maps, args.output, shares)
     print(f"part attention inside its region: {format_shares(shares, chances)}")
@@ -56,5 +53,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("attention")

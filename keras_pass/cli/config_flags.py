@@ -9,11 +9,13 @@ one line, which `keras-pass` prints and exits 2 on.
 """
 
 import ast
+import contextlib
 import dataclasses
 import textwrap
 
 from absl import flags
 
+from keras_pass.cli.arguments import removed_if_failed
 from keras_pass.recipes.config import check_settings, settings
 
 
@@ -55,9 +57,11 @@ def _define(field, flag_values):
     if kind == "bool":
         flags.DEFINE_boolean(name, default, text, flag_values=flag_values)
     elif kind == "int":
-        flags.DEFINE_integer(name, default, text, lower_bound=meta.get("minimum"), flag_values=flag_values)
+        flags.DEFINE_integer(name, default, text, lower_bound=meta.get("minimum"),
+                             upper_bound=meta.get("maximum"), flag_values=flag_values)
     elif kind == "float":
-        flags.DEFINE_float(name, default, text, lower_bound=meta.get("minimum"), flag_values=flag_values)
+        flags.DEFINE_float(name, default, text, lower_bound=meta.get("minimum"),
+                           upper_bound=meta.get("maximum"), flag_values=flag_values)
     elif kind == "list":
         flags.DEFINE_list(name, None if default is None else [str(v) for v in default], text,
                           flag_values=flag_values)
@@ -148,5 +152,10 @@ def run_config_command(command, config_cls, recipe, argv, doc=None):
     if any(arg in _HELP for arg in argv):
         print(grouped_help(command, config_cls, doc))
         return 0
-    recipe(parse_config(config_cls, list(argv), command))
+    config = parse_config(config_cls, list(argv), command)
+    with contextlib.ExitStack() as stack:  # a failed run leaves no empty output folder behind
+        for field in settings(config_cls):
+            if field.metadata.get("output") and getattr(config, field.name):
+                stack.enter_context(removed_if_failed(getattr(config, field.name)))
+        recipe(config)
     return 0

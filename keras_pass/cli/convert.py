@@ -1,13 +1,13 @@
 """`convert_pass_checkpoint`: official PyTorch .pth -> keras-pass preset dir."""
 
-import argparse
-import sys
+
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
 
 from keras_pass.models.configs import ARCHITECTURES
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="convert_pass_checkpoint",
         description=(
             "Convert an official PASS checkpoint (pre-trained or fine-tuned "
@@ -20,12 +20,12 @@ def build_parser():
     parser.add_argument("output_dir", help="preset directory to write")
     parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
     parser.add_argument(
-        "--image-size", nargs=2, type=int, metavar=("H", "W"),
+        "--image-size", nargs=2, type=positive_int, metavar=("H", "W"),
         help="target input size; default: the checkpoint's own (2:1 grid x 16)",
     )
-    parser.add_argument("--stride", type=int, default=16, help="patch stride")
+    parser.add_argument("--stride", type=positive_int, default=16, help="patch stride")
     parser.add_argument(
-        "--source-grid", nargs=2, type=int, metavar=("GH", "GW"),
+        "--source-grid", nargs=2, type=positive_int, metavar=("GH", "GW"),
         help="patch grid of the checkpoint when it is not 2:1 and differs from the target",
     )
     parser.add_argument(
@@ -42,27 +42,26 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.models.convert import CheckpointMismatchError, convert_checkpoint
+    from keras_pass.models.convert import convert_checkpoint
 
-    try:
-        _, report = convert_checkpoint(
-            args.checkpoint,
-            args.output_dir,
-            arch=args.arch,
-            image_size=tuple(args.image_size) if args.image_size else None,
-            stride=args.stride,
-            source_grid=tuple(args.source_grid) if args.source_grid else None,
-            allow_missing=args.allow_missing,
-            pos_embed_interpolation=args.pos_embed_interpolation,
-        )
-    except (CheckpointMismatchError, FileNotFoundError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    check_output_path(args.output_dir, "output_dir")
+    _, report = convert_checkpoint(
+        args.checkpoint,
+        args.output_dir,
+        arch=args.arch,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        stride=args.stride,
+        source_grid=tuple(args.source_grid) if args.source_grid else None,
+        allow_missing=args.allow_missing,
+        pos_embed_interpolation=args.pos_embed_interpolation,
+    )
     for line in report.lines():
         print(line)
     print(f"wrote preset: {args.output_dir}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("convert")

@@ -1,10 +1,10 @@
 """`keras-pass demo`: PASS end to end on generated pedestrians (see `keras_pass.recipes.demo`)."""
 
-import argparse
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int, removed_if_failed
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="keras-pass demo",
         description="Generate pedestrians, PASS pre-train a small ViT, fine-tune, evaluate, and "
                     "write a table, metrics.json and pictures (8-10 minutes on 2 CPU cores).",
@@ -12,7 +12,7 @@ def build_parser():
     parser.add_argument("--output_dir", default="keras_pass_demo",
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
     parser.add_argument("--quick", action="store_true", help="a smaller run of about 2.5 minutes")
-    parser.add_argument("--seed", type=int, default=0, help="draws the data and every initial weight")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="draws the data and every initial weight")
     return parser
 
 
@@ -20,5 +20,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.recipes.demo import run_demo
 
-    run_demo(args.output_dir, quick=args.quick, seed=args.seed)
+    check_output_path(args.output_dir, "--output_dir")
+    with removed_if_failed(args.output_dir):
+        run_demo(args.output_dir, quick=args.quick, seed=args.seed)
     return 0

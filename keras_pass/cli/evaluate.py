@@ -3,27 +3,27 @@
     python tools/evaluate.py FEATURES_DIR [--rerank] [--query-expansion]
 """
 
-import argparse
-import sys
+
+from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_float, positive_int
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("features_dir", help="output of tools/extract_features.py")
     parser.add_argument("--query", default="query", help="query split name")
     parser.add_argument("--gallery", default="gallery", help="gallery split name")
     parser.add_argument("--metric", default="sqeuclidean",
                         choices=("sqeuclidean", "euclidean", "cosine"))
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
-    parser.add_argument("--k1", type=int, default=20)
-    parser.add_argument("--k2", type=int, default=6)
-    parser.add_argument("--lambda-value", type=float, default=0.3)
+    parser.add_argument("--k1", type=positive_int, default=20)
+    parser.add_argument("--k2", type=positive_int, default=6)
+    parser.add_argument("--lambda-value", type=non_negative_float, default=0.3)
     parser.add_argument("--query-expansion", action="store_true", help="alpha-QE of the queries")
-    parser.add_argument("--qe-top-k", type=int, default=10)
-    parser.add_argument("--qe-alpha", type=float, default=3.0)
+    parser.add_argument("--qe-top-k", type=positive_int, default=10)
+    parser.add_argument("--qe-alpha", type=non_negative_float, default=3.0)
     parser.add_argument("--ap-method", default="uninterpolated",
                         choices=("uninterpolated", "devkit_trapezoidal"))
-    parser.add_argument("--max-rank", type=int, default=50)
+    parser.add_argument("--max-rank", type=positive_int, default=50)
     parser.add_argument("--output", help="write the metrics as JSON here")
     return parser
 
@@ -74,11 +74,11 @@ def main(argv=None):
     from keras_pass.reid.evaluation import format_results
     from keras_pass.reid.roc import format_roc
 
-    try:
-        results, roc = evaluate_saved(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.lambda_value > 1:
+        raise ValueError(f"Expected --lambda-value in [0, 1]. Received: --lambda-value={args.lambda_value}")
+    if args.output:
+        check_output_file(args.output, "--output")
+    results, roc = evaluate_saved(args)
     title = "re-ranked" if args.rerank else args.metric
     print(format_results(results, title=f"{args.features_dir} ({title})"))
     print(format_roc(roc))
@@ -93,5 +93,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("evaluate")

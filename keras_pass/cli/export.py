@@ -8,16 +8,16 @@ fails above 1e-4. Exports are written by the TensorFlow backend: under
 another backend the command re-runs itself with KERAS_BACKEND=tensorflow.
 """
 
-import argparse
 import os
 import subprocess
 import sys
 
 
 def build_parser():
+    from keras_pass.cli.arguments import ArgumentParser
     from keras_pass.deploy.export import FORMATS
 
-    parser = argparse.ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="preset name or folder, fine-tuned .keras, or official .pth")
     parser.add_argument("output", help="folder (tf_saved_model) or file (.onnx, .tflite) to write")
     parser.add_argument("--format", choices=FORMATS, default="tf_saved_model")
@@ -32,9 +32,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     import keras
 
+    from keras_pass.models.presets import PASS_PRESETS
+
+    if not os.path.exists(args.model) and args.model not in PASS_PRESETS:  # before a second process
+        raise ValueError(f"Expected a preset name or an existing model file or folder. "
+                         f"Received: model={args.model}")
     if keras.config.backend() != "tensorflow":
-        print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})",
-              file=sys.stderr)
+        print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})")
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         return subprocess.run([sys.executable, "-m", "keras_pass", "export", *argv], env=env).returncode
     from keras_pass.deploy.export import export_feature_extractor
@@ -46,5 +50,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("export")

@@ -11,12 +11,12 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 `path,pid,camid` CSV (split name `images`).
 """
 
-import argparse
-import sys
+
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="extract_features", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="extract_features", description=__doc__.split("\n")[0])
     parser.add_argument("model", help=".keras file, preset dir/name or official .pth")
     parser.add_argument("data", help="dataset root, image folder or CSV")
     parser.add_argument("output_dir", help="where <split>_features.npy etc. are written")
@@ -25,11 +25,11 @@ def build_parser():
     parser.add_argument("--splits", nargs="+", default=None,
                         help="default: query gallery (or 'images' with --dataset images)")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
-    parser.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"),
+    parser.add_argument("--image-size", nargs=2, type=positive_int, metavar=("H", "W"),
                         help="default: the model's native size")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--arch", help="architecture of a .pth (default: inferred from its shapes)")
-    parser.add_argument("--stride", type=int, help="patch stride (default: the model's)")
+    parser.add_argument("--stride", type=positive_int, help="patch stride (default: the model's)")
     parser.add_argument("--test-feature", choices=("before", "after"),
                         help="for official fine-tuned .pth checkpoints")
     return parser
@@ -46,28 +46,36 @@ def load_model(source, weights=None, arch=None, stride=None, test_feature=None, 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from keras_pass.data.images import check_images
     from keras_pass.reid.datasets import load_dataset, load_folder
     from keras_pass.reid.features import extract_features, save_feature_set
 
     image_size = tuple(args.image_size) if args.image_size else None
-    try:
-        if args.dataset == "images":
-            splits = {"images": load_folder(args.data)}
-        else:
-            dataset = load_dataset(args.dataset, args.data, verbose=True)
-            splits = {name: getattr(dataset, name) for name in args.splits or ("query", "gallery")}
-        model = load_model(args.model, args.weights, args.arch, args.stride, args.test_feature,
-                           image_size)
-    except (ValueError, AttributeError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    check_output_path(args.output_dir, "output_dir")
+    if args.dataset == "images":
+        splits = {"images": load_folder(args.data)}
+    else:
+        dataset = load_dataset(args.dataset, args.data, verbose=True)
+        unknown = sorted(set(args.splits or ()) - {"train", "query", "gallery"})
+        if unknown:
+            raise ValueError(f"Expected --splits among train, query, gallery. Received: {unknown}")
+        splits = {name: getattr(dataset, name) for name in args.splits or ("query", "gallery")}
+    for name, records in splits.items():  # every split before the first feature
+        check_images(records.paths, f"split '{name}'")
+    model = load_model(args.model, args.weights, args.arch, args.stride, args.test_feature,
+                       image_size)
+    features = {}
     for name, records in splits.items():
         print(f"{name}: {len(records)} images")
-        features = extract_features(model, records.paths, image_size, args.batch_size)
-        save_feature_set(args.output_dir, name, features, records)
+        features[name] = extract_features(model, records.paths, image_size, args.batch_size)
+    with removed_if_failed(args.output_dir):
+        for name, records in splits.items():
+            save_feature_set(args.output_dir, name, features[name], records)
     print(f"wrote features of {', '.join(splits)} to {args.output_dir}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("extract")

@@ -5,17 +5,17 @@ the model's own preprocessing, chunk by chunk: an interrupted run continues
 where it stopped, a finished one does nothing. Then `keras-pass search`.
 """
 
-import argparse
-import sys
+
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-pass index", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass index", description=__doc__.split("\n")[0])
     parser.add_argument("gallery", help="image folder (any depth) or list file")
     parser.add_argument("index_dir", help="folder to write the index to")
     parser.add_argument("--model", required=True, help="preset name or folder, fine-tuned .keras, or official .pth")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk-size", type=int, default=2048, help="images per resumable chunk")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--chunk-size", type=positive_int, default=2048, help="images per resumable chunk")
     return parser
 
 
@@ -23,10 +23,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.deploy.gallery import build_index
 
-    index = build_index(args.gallery, args.index_dir, args.model, args.batch_size, args.chunk_size)
+    check_output_path(args.index_dir, "index_dir")
+    with removed_if_failed(args.index_dir):  # a resumed index's folder existed: kept
+        index = build_index(args.gallery, args.index_dir, args.model, args.batch_size, args.chunk_size)
     print(f"indexed {len(index.paths)} images ({index.features.shape[1]}-d) in {args.index_dir}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("index")

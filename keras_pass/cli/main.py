@@ -1,12 +1,13 @@
 """`keras-pass` command line: one entry point over the tools and examples."""
 
-import argparse
 import os
 import sys
 
 
 def _presets(argv):
-    parser = argparse.ArgumentParser(prog="keras-pass presets", description="List named presets.")
+    from keras_pass.cli.arguments import ArgumentParser
+
+    parser = ArgumentParser(prog="keras-pass presets", description="List named presets.")
     parser.parse_args(argv)
     from keras_pass.models.preset_io import list_presets, presets_home
 
@@ -48,8 +49,11 @@ COMMANDS = {
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
+    from keras_pass.cli.arguments import ArgumentParser
+    from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="keras-pass",
         description="PASS part-aware pre-training and ReID in Keras 3.",
         epilog="Run `keras-pass COMMAND --help` for the options of a command.",
@@ -61,22 +65,22 @@ def main(argv=None):
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
-    args = parser.parse_args(argv[:1])
-    from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
-
+    command = argv[0]
     try:
-        return COMMANDS[args.command][0](argv[1:])
+        parser.parse_args(argv[:1])
+        return COMMANDS[command][0](argv[1:])
     except NonFiniteLossError as error:
-        return _report(args.command, "stopped", error, EXIT_NON_FINITE_LOSS)
+        return _report(command, "stopped", error, EXIT_NON_FINITE_LOSS)
     except (ValueError, OSError) as error:  # bad input: one line, no traceback
-        return _report(args.command, "error", error, EXIT_BAD_INPUT)
+        return _report(command, "error", error, EXIT_BAD_INPUT)
 
 
 def _report(command, kind, error, status):
     if os.environ.get("KERAS_PASS_TRACEBACK"):
         raise error
-    print(f"keras-pass {command}: {kind}: {error}", file=sys.stderr)
-    print("(set KERAS_PASS_TRACEBACK=1 for the traceback)", file=sys.stderr)
+    message = " ".join(str(error).split()) or type(error).__name__  # one line, whatever it says
+    print(f"keras-pass {command}: {kind}: {message} (KERAS_PASS_TRACEBACK=1 shows the traceback)",
+          file=sys.stderr)
     return status
 
 

@@ -7,16 +7,16 @@ picture. `--threshold T` (a distance from evaluate's TPR@FPR lines) marks
 each match as the same person (distance < T) or not.
 """
 
-import argparse
-import sys
+
+from keras_pass.cli.arguments import ArgumentParser, check_output_file, positive_float, positive_int
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-pass search", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass search", description=__doc__.split("\n")[0])
     parser.add_argument("index_dir", help="output of `keras-pass index`")
     parser.add_argument("queries", nargs="+", help="query image files")
-    parser.add_argument("--top-k", type=int, default=10)
-    parser.add_argument("--threshold", type=float, help="same-person distance threshold (accept below)")
+    parser.add_argument("--top-k", type=positive_int, default=10)
+    parser.add_argument("--threshold", type=positive_float, help="same-person distance threshold (accept below)")
     parser.add_argument("--picture", default="search.png", help="ranked-list PNG to write ('' for none)")
     parser.add_argument("--model", help="default: the model the index was built with")
     return parser
@@ -29,11 +29,14 @@ def main(argv=None):
     from keras_pass.deploy.embedder import Embedder
     from keras_pass.deploy.gallery import GalleryIndex
 
-    if args.threshold is not None and not args.threshold > 0:
-        raise ValueError(f"Expected a positive --threshold. Received: --threshold={args.threshold}")
+    from keras_pass.data.images import check_images
+
+    if args.picture:
+        check_output_file(args.picture, "--picture")
     for query in args.queries:
         if not os.path.isfile(query):
             raise ValueError(f"Expected query image files. Received: {query} (no such file)")
+    check_images(args.queries, "the query images")
     index = GalleryIndex.load(args.index_dir)
     model = args.model or index.model
     if model is None:
@@ -53,5 +56,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("search")

@@ -6,25 +6,28 @@ Borders: green = same identity, red = another identity. Same-id
 same-camera and junk gallery images are left out, as in the evaluation.
 """
 
-import argparse
-import sys
 
 import numpy as np
 
+from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_int, positive_int
+
+MAX_QUERIES = 50  # rows of one picture (8 s and a 1265 x 1450 PNG at 50)
+
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="visualize_ranking", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="visualize_ranking", description=__doc__.split("\n")[0])
     parser.add_argument("features_dir", help="output of tools/extract_features.py")
     parser.add_argument("output", help="PNG file to write")
     parser.add_argument("--query", default="query")
     parser.add_argument("--gallery", default="gallery")
-    parser.add_argument("--queries", nargs="+", type=int, help="query indices (default: random)")
-    parser.add_argument("--num-queries", type=int, default=8)
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--queries", nargs="+", type=non_negative_int, help="query indices (default: random)")
+    parser.add_argument("--num-queries", type=positive_int, default=8,
+                        help=f"at most {MAX_QUERIES} rows")
+    parser.add_argument("--top-k", type=positive_int, default=10)
     parser.add_argument("--rerank", action="store_true", help="rank by k-reciprocal re-ranking")
     parser.add_argument("--keep-same-camera", action="store_true",
                         help="also show same-id same-camera gallery images")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     return parser
 
 
@@ -35,29 +38,31 @@ def main(argv=None):
     from keras_pass.reid.reranking import re_ranking_features
     from keras_pass.reid.visualize import plot_ranking
 
-    try:
-        query_features, query = load_feature_set(args.features_dir, args.query)
-        gallery_features, gallery = load_feature_set(args.features_dir, args.gallery)
-        if args.queries:
-            indices = np.asarray(args.queries)
-            if indices.min() < 0 or indices.max() >= len(query):
-                raise ValueError(f"Expected query indices in [0, {len(query)}). "
-                                 f"Received: {args.queries}")
-        else:
-            rng = np.random.default_rng(args.seed)
-            indices = np.sort(rng.choice(len(query), min(args.num_queries, len(query)), replace=False))
-        if args.rerank:
-            distances = re_ranking_features(query_features, gallery_features)[indices]
-        else:
-            distances = pairwise_distance(query_features[indices], gallery_features)
-        plot_ranking(query, gallery, distances, indices, args.output, args.top_k,
-                     args.keep_same_camera)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    check_output_file(args.output, "output")
+    if args.num_queries > MAX_QUERIES or len(args.queries or ()) > MAX_QUERIES:
+        raise ValueError(f"Expected at most {MAX_QUERIES} queries in one picture. "
+                         f"Received: --num-queries={len(args.queries or ()) or args.num_queries}")
+    query_features, query = load_feature_set(args.features_dir, args.query, require_paths=True)
+    gallery_features, gallery = load_feature_set(args.features_dir, args.gallery, require_paths=True)
+    if args.queries:
+        indices = np.asarray(args.queries)
+        if indices.max() >= len(query):
+            raise ValueError(f"Expected query indices in [0, {len(query)}). "
+                             f"Received: --queries={args.queries}")
+    else:
+        rng = np.random.default_rng(args.seed)
+        indices = np.sort(rng.choice(len(query), min(args.num_queries, len(query)), replace=False))
+    if args.rerank:
+        distances = re_ranking_features(query_features, gallery_features)[indices]
+    else:
+        distances = pairwise_distance(query_features[indices], gallery_features)
+    plot_ranking(query, gallery, distances, indices, args.output, args.top_k,
+                 args.keep_same_camera)
     print(f"wrote {args.output}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("visualize")

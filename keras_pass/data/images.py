@@ -156,3 +156,108 @@ class SkippedImages:
 
     def __repr__(self):
         return f"SkippedImages(count={self.count})"
+
+
+# === Up-front checks: cheap enough for every file of a data set ===
+# A file's size, its format's magic bytes and, for JPEG and PNG, its end
+# marker (a truncated JPEG only fails at full decode, but has lost its EOI
+# marker). Reading 16 + 64 bytes per file costs 0.1 ms (1000 128x64 JPEGs,
+# 8 threads, 2 busy CPU cores: 102 ms), a full TF decode 2.3 ms.
+
+_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF8": "gif", b"BM": "bmp"}
+_END_MARKERS = {"jpeg": b"\xff\xd9", "png": b"IEND"}
+_TAIL_BYTES = 64  # end markers may be followed by a few padding bytes
+_NAMED = 5  # files named in one message
+
+
+def image_file_problem(path):
+    """Why the image file at `path` cannot be decoded, or None when its
+    size, header and end marker look right."""
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return "empty file"
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read()
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    kind = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+    if kind is None:
+        return "not a JPEG, PNG, GIF or BMP file"
+    if kind in _END_MARKERS and _END_MARKERS[kind] not in tail:
+        return f"truncated {kind.upper()} (no end marker)"
+    return None
+
+
+def find_unreadable_images(paths, workers=8):
+    """`[(path, problem)]` of the files among `paths` that fail
+    `image_file_problem`, in the order of `paths` (threads: file-system bound)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [os.fspath(p) for p in paths]
+    with ThreadPoolExecutor(workers) as pool:
+        problems = list(pool.map(image_file_problem, paths, chunksize=64))
+    return [(path, problem) for path, problem in zip(paths, problems) if problem]
+
+
+def describe_unreadable(bad, total):
+    named = "; ".join(f"{path} ({problem})" for path, problem in bad[:_NAMED])
+    more = f" and {len(bad) - _NAMED} more" if len(bad) > _NAMED else ""
+    return f"{len(bad)} of {total} images unreadable: {named}{more}"
+
+
+def check_images(paths, name="paths"):
+    """ValueError naming the unreadable files among `paths` (evaluation
+    sets, extraction, search: every feature must belong to its path)."""
+    paths = list(paths)
+    bad = find_unreadable_images(paths)
+    if bad:
+        raise ValueError(f"Expected readable images in {name}. Received: "
+                         f"{describe_unreadable(bad, len(paths))}")
+    return paths
+
+
+def readable_images(paths, name="paths", skipped_images=None):
+    """The paths that pass `image_file_problem`; the others are logged
+    (`skipped_images.record`, or a warning), counted and left out (training
+    sets). ValueError when none is left."""
+    paths = list(paths)
+    bad = find_unreadable_images(paths)
+    if len(bad) == len(paths):
+        raise ValueError(f"Expected at least one readable image in {name}. Received: "
+                         f"{describe_unreadable(bad, len(paths))}")
+    if not bad:
+        return paths
+    if skipped_images is not None:
+        skipped_images.record([path for path, _ in bad[:_NAMED]], count=len(bad))
+    else:
+        logger.warning("Skipping %s", describe_unreadable(bad, len(paths)))
+    rejected = {path for path, _ in bad}
+    return [path for path in paths if path not in rejected]
+
+
+def decode_problem(path):
+    """Why TF cannot decode the file at `path` (a full decode), or None."""
+    problem = image_file_problem(path)
+    if problem is None:
+        try:
+            read_image(path)
+        except (tf.errors.OpError, ValueError) as error:
+            problem = str(error).splitlines()[0] or type(error).__name__
+    return problem
+
+
+def check_some_image_decodes(paths, name="paths"):
+    """ValueError unless one of `paths` decodes (tried in order, stopping at
+    the first that does: one decode for a sound data set), so that a reader
+    that skips unreadable files never waits forever for a readable one."""
+    problems = []
+    for path in paths:
+        problem = decode_problem(path)
+        if problem is None:
+            return path
+        problems.append((path, problem))
+    raise ValueError(f"Expected at least one readable image in {name}. Received: "
+                     f"{describe_unreadable(problems, len(problems))}")

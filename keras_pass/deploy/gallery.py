@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from keras_pass import io
-from keras_pass.data.images import list_image_files
+from keras_pass.data.images import check_images, list_image_files
 from keras_pass.uda.jaccard import SEARCH_METHODS
 
 INDEX_FILE, PATHS_FILE, FEATURES_FILE, CAMIDS_FILE = "index.json", "paths.txt", "features.npy", "camids.npy"
@@ -43,7 +43,7 @@ def build_index(gallery, index_dir, model, batch_size=64, chunk_size=2048, verbo
 
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"Expected chunk_size >= 1. Received: chunk_size={chunk_size}")
-    paths = [os.path.abspath(p) for p in list_image_files(gallery)]
+    paths = check_images([os.path.abspath(p) for p in list_image_files(gallery)], f"gallery={gallery}")
     source = os.path.abspath(model) if isinstance(model, str) and os.path.exists(model) else model
     header = {"model": source if isinstance(source, str) else None, "num_images": len(paths),
               "chunk_size": chunk_size}
@@ -51,8 +51,8 @@ def build_index(gallery, index_dir, model, batch_size=64, chunk_size=2048, verbo
         if verbose:
             print(f"{index_dir}: index of {len(paths)} images already complete")
         return GalleryIndex.load(index_dir)
+    embedder = Embedder.from_model(model, batch_size=batch_size)  # a bad model: nothing written yet
     _start(index_dir, header, paths)
-    embedder = Embedder.from_model(model, batch_size=batch_size)
     chunks = [_chunk(index_dir, embedder, paths, start, chunk_size, verbose)
               for start in range(0, len(paths), chunk_size)]
     features = np.concatenate(chunks).astype(np.float32)

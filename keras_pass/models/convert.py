@@ -8,6 +8,7 @@ heads, necks and classifiers are reported as unused.
 
 import argparse
 import dataclasses
+import os
 import re
 
 import numpy as np
@@ -226,9 +227,30 @@ def load_torch_checkpoint(path):
             "pip install 'keras-pass[convert]'"
         ) from error
     # Pre-training checkpoints carry the argparse Namespace of their run.
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected an existing .pth file. Received: checkpoint={path}")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises EOFError, RuntimeError, UnpicklingError...
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"Expected a PyTorch checkpoint (torch.save). Received: checkpoint={path} "
+                         f"({reason})") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"Expected a PyTorch state dict. Received: checkpoint={path} "
+                         f"(a {type(checkpoint).__name__})")
     return _tensors_to_numpy(checkpoint)
+
+
+def check_finite_weights(weights):
+    """CheckpointMismatchError naming the first tensor with NaN or inf values."""
+    for name, value in weights.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise CheckpointMismatchError(
+                f"Expected finite checkpoint weights. Received: tensor '{name}' with {bad} "
+                f"NaN/inf values of {np.size(value)}")
 
 
 def _tensors_to_numpy(obj):
@@ -264,6 +286,7 @@ def convert_checkpoint(
         checkpoint = load_torch_checkpoint(checkpoint)
     state_dict, wrappers = unwrap_state_dict(checkpoint)
     weights, unused = checkpoint_filter_fn(state_dict)
+    check_finite_weights(weights)
     if "embeddings/pos_embed" not in weights:
         raise CheckpointMismatchError(
             "Expected a PASS/ViT backbone state dict with a 'pos_embed' key. "

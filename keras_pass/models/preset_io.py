@@ -3,7 +3,12 @@
 import os
 
 from keras import ops
-from keras_hub.src.utils.preset_utils import CONFIG_FILE, check_file_exists, register_presets
+from keras_hub.src.utils.preset_utils import (
+    CONFIG_FILE,
+    MODEL_WEIGHTS_FILE,
+    check_file_exists,
+    register_presets,
+)
 
 from keras_pass.models.pos_embed import resample_pos_embed
 from keras_pass.models.presets import PASS_PRESETS
@@ -72,19 +77,35 @@ def resolve_preset(preset):
     if preset in PASS_PRESETS:
         local = os.path.join(presets_home(), preset)
         if os.path.isfile(os.path.join(local, CONFIG_FILE)):
-            return local
+            return check_preset_dir(local)
         raise ValueError(conversion_hint(preset))
     if os.path.isdir(preset):
-        if not os.path.isfile(os.path.join(preset, CONFIG_FILE)):
-            raise ValueError(
-                f"Expected a preset directory with {CONFIG_FILE} (written by "
-                f"`save_to_preset` or the converter). Received: preset={preset}"
-            )
-        return preset
+        return check_preset_dir(preset)
     raise ValueError(
         "Expected an existing preset directory or one of the named presets "
         f"{sorted(PASS_PRESETS)}. Received: preset={preset}"
     )
+
+
+def check_preset_dir(preset):
+    """`preset` when it holds a parseable config and its weights file: a
+    ValueError naming the file otherwise (keras-hub's own message for a
+    missing weights file names the sharded `model.weights.json`)."""
+    import json
+
+    config_file = os.path.join(preset, CONFIG_FILE)
+    if not os.path.isfile(config_file):
+        raise ValueError(f"Expected a preset directory with {CONFIG_FILE} (written by "
+                         f"`save_to_preset` or the converter). Received: preset={preset}")
+    try:
+        with open(config_file, encoding="utf-8") as handle:
+            json.load(handle)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"Expected valid JSON in {config_file}. Received: {error}") from None
+    weights_file = os.path.join(preset, MODEL_WEIGHTS_FILE)
+    if not os.path.isfile(weights_file):
+        raise ValueError(f"Expected the preset's weights {weights_file}. Received: no such file")
+    return preset
 
 
 def load_image_converter(handle, backbone):

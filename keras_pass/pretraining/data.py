@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from keras_pass.data.images import SkippedImages, list_image_files, read_image
+from keras_pass.data.images import SkippedImages, check_some_image_decodes, list_image_files, read_image
 from keras_pass.pretraining import augment
 from keras_pass.pretraining.data_validation import (
     check_int,
@@ -177,6 +177,7 @@ def make_pass_dataset(
     attribute (and its cardinality unless `repeat`).
     """
     paths = list_image_files(files_or_dir)
+    check_some_image_decodes(paths, describe_source(files_or_dir, len(paths)))  # else: skips forever
     crop_config = validated_crop_config(
         global_size, local_size, global_scale, local_scale, ratio, num_parts,
         local_crops_per_part, region_bounds, view_augmentations,

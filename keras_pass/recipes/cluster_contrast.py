@@ -32,9 +32,9 @@ from keras_pass.reid.callbacks import (
     metrics_to_logs,
 )
 from keras_pass.reid.data import make_train_dataset
-from keras_pass.reid.datasets import DATASETS, load_dataset
+from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
 from keras_pass.reid.features import evaluate_model, extract_features
-from keras_pass.recipes.config import setting
+from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features
@@ -49,7 +49,7 @@ class USLConfig:
 
     data_root: str = setting(help="Target dataset folder (or its parent).", group="data")
     output_dir: str = setting(help="Metrics, checkpoints and the final backbone preset.", group="output",
-                              cli_default="runs/usl")
+                              cli_default="runs/usl", output=True)
     dataset: str = setting("market1501", "Target dataset layout.", "data", choices=tuple(DATASETS))
     preset: str = setting(None, "Backbone preset folder or registered name (UDA: the source fine-tuned "
                           "backbone, e.g. finetune's backbone_preset/).", "model")
@@ -65,10 +65,11 @@ class USLConfig:
     optimizer: str = setting("sgd", "SGD or Adam, both with coupled L2 weight decay as PyTorch.",
                              "optimisation", choices=("sgd", "adam"))
     lr: float = setting(3.5e-4, "Learning rate.", "optimisation", minimum=0.0)
-    momentum: float = setting(0.9, "SGD momentum.", "optimisation", minimum=0.0)
+    momentum: float = setting(0.9, "SGD momentum.", "optimisation", minimum=0.0, maximum=1.0)
     weight_decay: float = setting(5e-4, "Coupled L2 weight decay.", "optimisation", minimum=0.0)
     lr_step_epochs: int = setting(20, "lr x 0.1 every this many epochs.", "schedule", minimum=1)
-    drop_path_rate: float = setting(0.3, "Stochastic depth of the backbone.", "model", minimum=0.0)
+    drop_path_rate: float = setting(0.3, "Stochastic depth of the backbone.", "model", minimum=0.0,
+                                   maximum=0.99)
     padding: int = setting(10, "Zero-padding (pixels) of the random-crop augmentation; 10 at 256x128.",
                            "data", minimum=0)
     feature_fusion: str = setting("cat", "How CLS and PART features are fused ('mean' for MSMT17 targets).",
@@ -83,12 +84,15 @@ class USLConfig:
                           choices=("auto", "numpy", "faiss"))
     temperature: float = setting(0.05, "Memory softmax temperature.", "memory", minimum=1e-6)
     memory_momentum: float = setting(0.2, "Weight of the old centroid in the hard update.", "memory",
-                                     minimum=0.0)
+                                     minimum=0.0, maximum=1.0)
     eval_every: int = setting(1, "Evaluate every N epochs (and after the last).", "evaluation", minimum=1)
     test_batch_size: int = setting(128, "Batch size of feature extraction.", "evaluation", minimum=1)
     seed: int = setting(1, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
-    verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0)
+    verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
+
+    def check(self):
+        check_pk_batch(self.batch_size, self.num_instances)
 
 
 @dataclasses.dataclass
@@ -99,7 +103,7 @@ class UDAConfig(USLConfig):
     Market targets, 'mean' (and eps 0.7) for MSMT17 targets."""
 
     output_dir: str = setting(help="Metrics, checkpoints and the final backbone preset.", group="output",
-                              cli_default="runs/uda")
+                              cli_default="runs/uda", output=True)
     multi_neck: bool = setting(True, "One BN per token (USL: no, UDA: yes).", "model")
 
 
@@ -192,6 +196,7 @@ def train_usl(config):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
+    dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
     paths = _paths(config)

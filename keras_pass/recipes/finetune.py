@@ -24,10 +24,10 @@ from keras_pass import io
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
 from keras_pass.reid.data import make_train_dataset
-from keras_pass.reid.datasets import DATASETS, load_dataset
+from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
 from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
-from keras_pass.recipes.config import setting
+from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
@@ -40,7 +40,7 @@ class FinetuneConfig:
 
     data_root: str = setting(help="Dataset folder (or its parent).", group="data")
     output_dir: str = setting(help="Checkpoints, logs, final.keras, backbone_preset/, results.json.",
-                              group="output", cli_default="runs/finetune")
+                              group="output", cli_default="runs/finetune", output=True)
     dataset: str = setting("market1501", "Dataset layout.", "data", choices=tuple(DATASETS))
     preset: str = setting(None, "PASS backbone preset folder or registered name.", "model")
     checkpoint: str = setting(None, "Official pre-training .pth instead of a preset (needs torch).", "model")
@@ -59,20 +59,25 @@ class FinetuneConfig:
     weight_decay: float = setting(1e-4, "SGD weight decay.", "optimisation", minimum=0.0)
     warmup_epochs: int = setting(20, "Linear warm-up epochs from 0.01 x lr (pre-trained starts need "
                                  "it: see docs/experiments/demo_diagnosis.md).", "schedule", minimum=0)
-    drop_path_rate: float = setting(0.1, "Stochastic depth of the backbone.", "model", minimum=0.0)
+    drop_path_rate: float = setting(0.1, "Stochastic depth of the backbone.", "model", minimum=0.0,
+                                   maximum=0.99)
     feature_fusion: str = setting("cat", "How CLS and PART features are fused.", "model",
                                   choices=FEATURE_FUSIONS)
     multi_neck: bool = setting(True, "One BNNeck per token (the release) instead of one.", "model")
     test_feature: str = setting("before", "Test feature: before or after the BNNecks.", "evaluation",
                                 choices=("before", "after"))
-    label_smoothing: float = setting(0.0, "Label smoothing of the ID loss.", "optimisation", minimum=0.0)
+    label_smoothing: float = setting(0.0, "Label smoothing of the ID loss.", "optimisation", minimum=0.0,
+                                    maximum=1.0)
     triplet_margin: float = setting(None, "Triplet margin (default: soft margin).", "optimisation",
                                     minimum=0.0)
     eval_every: int = setting(120, "Evaluate every N epochs (and after the last).", "evaluation", minimum=1)
     rerank: bool = setting(False, "k-reciprocal re-ranking in evaluations.", "evaluation")
     seed: int = setting(42, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
-    verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0)
+    verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
+
+    def check(self):
+        check_pk_batch(self.batch_size, self.num_instances)
 
 
 load_backbone = load_training_backbone  # the earlier name
@@ -90,6 +95,7 @@ def finetune(config):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
+    dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     model = build_model(config, dataset.num_train_ids)
     backup_dir = os.path.join(config.output_dir, "backup")
     train, steps = make_train_dataset(

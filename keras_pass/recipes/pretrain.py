@@ -41,7 +41,7 @@ from keras_pass.pretraining.trainer import (
     RELEASE_TEACHER_MOMENTUM,
     PASSPretrainer,
 )
-from keras_pass.recipes.config import setting
+from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.recipes.model_source import load_backbone
 
 DEFAULT_IMAGE_SIZE = (256, 128)
@@ -55,7 +55,7 @@ class PretrainConfig:
     data: object = setting(help="Image folder (any depth), list file or list of paths.", group="data",
                            flag="data_dir")
     output_dir: str = setting(help="Checkpoints, TensorBoard logs, history.json, presets.", group="output",
-                              cli_default="runs/pretrain")
+                              cli_default="runs/pretrain", output=True)
     arch: str = setting("vit_small", "Architecture of a random start.", "model", choices=tuple(ARCHITECTURES))
     backbone_overrides: dict = setting(None, "Backbone config overrides, a Python dict literal, e.g. "
                                        "\"{'hidden_dim': 96, 'num_layers': 4}\".", "model", literal=True)
@@ -63,13 +63,13 @@ class PretrainConfig:
     image_size: tuple = setting(None, "Global crop height,width (default: the preset's, else 256,128).",
                                 "data", length=2, minimum=1)
     local_size: tuple = setting(None, "Local crop height,width (default: half of image_size).", "data",
-                                length=2)
+                                length=2, minimum=1)
     stride: int = setting(None, "Patch stride (default: the preset's, else the patch size).", "model",
                           minimum=1)
     global_scale: tuple = setting((0.4, 1.0), "Area fraction range of the global crops.", "data",
-                                  item=float, length=2)
+                                  item=float, length=2, minimum=0.0, maximum=1.0)
     local_scale: tuple = setting((0.1, 0.8), "Area fraction range of the local crops (of their region).",
-                                 "data", item=float, length=2)
+                                 "data", item=float, length=2, minimum=0.0, maximum=1.0)
     local_crops_per_part: int = setting(3, "Local crops per region.", "data", minimum=1)
     view_augmentations: object = setting(None, "Per-view augmentation overrides (a dict literal) or "
                                          "'none'; default: the release's DINO views.", "data", literal=True)
@@ -82,19 +82,22 @@ class PretrainConfig:
     min_lr: float = setting(1e-6, "Final learning rate of the cosine.", "optimisation", minimum=0.0)
     warmup_epochs: int = setting(10, "Linear learning-rate warm-up epochs.", "schedule", minimum=0)
     weight_decay: tuple = setting((0.04, 0.4), "Weight decay start,end (cosine).", "optimisation",
-                                  item=float, length=2)
+                                  item=float, length=2, minimum=0.0)
     teacher_momentum: tuple = setting((RELEASE_TEACHER_MOMENTUM, 1.0), "Teacher EMA momentum start,end "
-                                      "(cosine).", "teacher", item=float, length=2)
+                                      "(cosine).", "teacher", item=float, length=2,
+                                      minimum=0.0, maximum=1.0)
     teacher_temp: float = setting(0.04, "Teacher temperature after the warm-up.", "teacher", minimum=1e-6)
     warmup_teacher_temp: float = setting(0.04, "Teacher temperature at the start.", "teacher", minimum=1e-6)
     warmup_teacher_temp_epochs: int = setting(0, "Epochs of the teacher temperature warm-up.", "teacher",
                                               minimum=0)
     freeze_last_layer_epochs: int = setting(1, "Epochs with the heads' last layer frozen.", "optimisation",
                                             minimum=0)
-    out_dim: int = setting(RELEASE_OUT_DIM, "Prototypes per head.", "heads", minimum=1)
+    out_dim: int = setting(RELEASE_OUT_DIM, "Prototypes per head (one: a constant loss of 0).", "heads",
+                           minimum=2)
     head_hidden_dim: int = setting(2048, "Hidden width of the heads' MLP.", "heads", minimum=1)
     bottleneck_dim: int = setting(256, "Bottleneck width of the heads.", "heads", minimum=1)
-    drop_path_rate: float = setting(0.1, "Stochastic depth of the student.", "model", minimum=0.0)
+    drop_path_rate: float = setting(0.1, "Stochastic depth of the student.", "model", minimum=0.0,
+                                   maximum=0.99)
     clip_grad: float = setting(3.0, "Per-parameter gradient norm limit.", "optimisation", minimum=0.0)
     objective: str = setting("pass", "pass: CLS + part tokens; dino: the CLS-only baseline.", "model",
                              choices=OBJECTIVES)
@@ -105,7 +108,11 @@ class PretrainConfig:
                          flag="precision", choices=(None, "mixed_bfloat16", "mixed_float16"),
                          none_as="float32")
     seed: int = setting(0, "Random seed (data and initialisation).", "general", minimum=0)
-    verbose: object = setting("auto", "Keras verbosity (auto, 0, 1, 2).", "output", literal=True)
+    verbose: object = setting("auto", "Keras verbosity (auto, 0, 1, 2).", "output", literal=True,
+                              choices=("auto", 0, 1, 2))
+
+    def check(self):  # a preset's own size is known once it is loaded
+        check_crop_fits(self.local_size, self.image_size or (None if self.preset else DEFAULT_IMAGE_SIZE))
 
 
 def build_backbone(config):

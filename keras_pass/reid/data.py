@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass.data.images import HALF_MEAN as IMAGE_MEAN
-from keras_pass.data.images import decode_image_uint8
+from keras_pass.data.images import check_images, decode_image_uint8, readable_images
 from keras_pass.data.images import HALF_STD as IMAGE_STD
 
 
@@ -145,7 +145,9 @@ def test_transform(image, image_size=(256, 128), mean=IMAGE_MEAN, std=IMAGE_STD)
 def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instances=4,
                        seed=0, first_epoch=0, **transform_kwargs):
     """`(dataset, steps_per_epoch)`: an endless stream of `(images, pids)`
-    P x K batches; train pids must already be relabelled 0..N-1."""
+    P x K batches; train pids must already be relabelled 0..N-1. Unreadable
+    files are left out with a warning naming them (`readable_images`)."""
+    records = readable_train_records(records)
     sampler = PKSampler(records.pids, batch_size, num_instances, seed)
     paths = tf.constant(records.paths)
     pids = tf.constant(records.pids, tf.int32)
@@ -165,6 +167,14 @@ def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instan
     return dataset, sampler.steps_per_epoch
 
 
+def readable_train_records(records, name="the train set"):
+    """`records` without its unreadable images (logged and counted)."""
+    kept = set(readable_images(records.paths, name))
+    if len(kept) == len(records):
+        return records
+    return records.select([path in kept for path in records.paths])
+
+
 def make_test_dataset(paths, image_size=(256, 128), batch_size=128, mean=IMAGE_MEAN, std=IMAGE_STD):
     """Batches of test-transformed images, in the order of `paths`."""
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(paths)))
@@ -177,5 +187,6 @@ def make_test_dataset(paths, image_size=(256, 128), batch_size=128, mean=IMAGE_M
 
 def load_images(paths, image_size):
     """Images resized as for testing, float32 in [0, 1] (for pictures)."""
+    paths = check_images(paths)
     dataset = make_test_dataset(paths, image_size, batch_size=len(paths), mean=(0.0,) * 3, std=(1.0,) * 3)
     return next(dataset.as_numpy_iterator())

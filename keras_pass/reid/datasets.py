@@ -326,3 +326,18 @@ def load_dataset(name, root, verbose=False):
     if verbose:
         print(dataset.summary())
     return dataset
+
+
+def check_dataset_images(dataset, verbose=True):
+    """Checks a dataset's images before training on it: unreadable query or
+    gallery files are a ValueError naming them (they would fail the first
+    evaluation, after training); unreadable train files are left out with a
+    warning naming them. Returns the dataset (its train set cleaned)."""
+    from keras_pass.data.images import check_images
+    from keras_pass.reid.data import readable_train_records
+
+    check_images(dataset.query.paths + dataset.gallery.paths, f"the query and gallery sets of {dataset.root}")
+    train = readable_train_records(dataset.train, f"the train set of {dataset.root}")
+    if verbose and len(train) < len(dataset.train):
+        print(f"=> left out {len(dataset.train) - len(train)} unreadable train images")
+    return dataclasses.replace(dataset, train=train)

@@ -254,8 +254,14 @@ def evaluate_rank(
     query_pids = _validate_ids("query_pids", query_pids)
     query_camids = _validate_ids("query_camids", query_camids, len(query_pids))
     accumulator = RankAccumulator(gallery_pids, gallery_camids, max_rank, ap_method)
+    if not hasattr(distmat, "shape"):  # a list of lists: rows slice the same in NumPy
+        try:
+            distmat = np.asarray(distmat, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("Expected distmat a (num_query, num_gallery) array of numbers. "
+                             f"Received: a ragged or non-numeric {type(distmat).__name__}") from None
     shape = getattr(distmat, "shape", None)
-    if shape is None or len(shape) != 2 or tuple(shape) != (len(query_pids), accumulator.num_gallery):
+    if len(shape) != 2 or tuple(shape) != (len(query_pids), accumulator.num_gallery):
         raise ValueError(
             f"Expected distmat of shape (num_query, num_gallery) = ({len(query_pids)}, "
             f"{accumulator.num_gallery}). Received: distmat.shape={shape}"

@@ -4,8 +4,10 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from keras_pass.data.images import check_images, decode_problem, describe_unreadable
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.data import make_test_dataset
@@ -47,15 +49,29 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
     std = converter.std if std is None else std
     image_size = tuple(image_size or backbone.image_shape[:2])
     paths = list(paths)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"Expected batch_size an int >= 1. Received: batch_size={batch_size!r}")
     if not paths:
         raise ValueError("Expected at least one image path. Received: an empty list")
+    check_images(paths)  # a skipped file would misalign features and paths
     bar = keras.utils.Progbar(len(paths), unit_name="images") if verbose else None
-    features = []
-    for images in make_test_dataset(paths, image_size, batch_size, mean, std).as_numpy_iterator():
+    features, done = [], 0
+    batches = make_test_dataset(paths, image_size, batch_size, mean, std).as_numpy_iterator()
+    while done < len(paths):
+        try:
+            images = next(batches)
+        except tf.errors.InvalidArgumentError:  # passed the header checks, failed to decode
+            raise _decode_error(paths[done:done + batch_size]) from None
         features.append(embed_batch(model, images))
+        done += len(images)
         if bar is not None:
             bar.add(len(images))
     return np.concatenate(features).astype(np.float32)
+
+
+def _decode_error(paths):
+    bad = [(path, problem) for path, problem in ((p, decode_problem(p)) for p in paths) if problem]
+    return ValueError(f"Expected readable images. Received: {describe_unreadable(bad, len(paths))}")
 
 
 def evaluate_model(model, query, gallery, image_size=None, batch_size=128, rerank=False,
@@ -94,8 +110,9 @@ def save_feature_set(directory, split, features, records):
     io.write_text(f"{base}_paths.txt", "".join(f"{p}\n" for p in records.paths))
 
 
-def load_feature_set(directory, split):
-    """`(features, ImageRecords)` written by `save_feature_set`."""
+def load_feature_set(directory, split, require_paths=False):
+    """`(features, ImageRecords)` written by `save_feature_set`; paths are
+    "" without a `<split>_paths.txt`, a ValueError if `require_paths`."""
     base = os.path.join(directory, split)
     missing = [f"{base}_{s}" for s in ("features.npy", "pids.npy", "camids.npy")
                if not os.path.isfile(f"{base}_{s}")]
@@ -107,6 +124,9 @@ def load_feature_set(directory, split):
     features = np.load(f"{base}_features.npy")
     pids, camids = np.load(f"{base}_pids.npy"), np.load(f"{base}_camids.npy")
     paths = ("",) * len(pids)
+    if require_paths and not os.path.isfile(f"{base}_paths.txt"):
+        raise ValueError(f"Expected the image list {base}_paths.txt (written by extract). "
+                         "Received: no such file")
     if os.path.isfile(f"{base}_paths.txt"):
         with open(f"{base}_paths.txt") as handle:
             paths = tuple(line.rstrip("\n") for line in handle)

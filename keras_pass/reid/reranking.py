@@ -242,6 +242,14 @@ def _re_rank(columns, k1, k2, lambda_value, verbose):
     return jaccard
 
 
+def _check_finite(name, values):
+    """NaN would surface later as a puzzling "no positive distance"."""
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        bad = "non-numbers" if not np.issubdtype(values.dtype, np.number) else \
+            f"{values.size - np.count_nonzero(np.isfinite(values))} NaN/inf values"
+        raise ValueError(f"Expected finite numbers in {name}. Received: {name} with {bad}")
+
+
 def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, verbose=False):
     """Re-ranked `(num_query, num_gallery)` distances (k-reciprocal encoding).
 
@@ -253,6 +261,8 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, verb
         verbose: progress bars.
     """
     q_g_dist, q_q_dist, g_g_dist = (np.asarray(d) for d in (q_g_dist, q_q_dist, g_g_dist))
+    for name, matrix in (("q_g_dist", q_g_dist), ("q_q_dist", q_q_dist), ("g_g_dist", g_g_dist)):
+        _check_finite(name, matrix)
     if q_g_dist.ndim != 2:
         raise ValueError(f"Expected a 2-D q_g_dist. Received: q_g_dist.shape={q_g_dist.shape}")
     nq, ng = q_g_dist.shape
@@ -275,4 +285,6 @@ def re_ranking_features(query_features, gallery_features, k1=20, k2=6, lambda_va
             "Expected 2-D query and gallery features of equal width. Received: "
             f"{query_features.shape} and {gallery_features.shape}"
         )
+    _check_finite("query_features", query_features)
+    _check_finite("gallery_features", gallery_features)
     return _re_rank(FeatureDistances(query_features, gallery_features), k1, k2, lambda_value, verbose)

@@ -128,7 +128,7 @@ def test_command_line(tmp_path):
     _assert_parity(PASSBackbone.from_preset(str(out)), reference)
 
     refused = _cli(path, str(tmp_path / "bad"), "--arch", "vit_small")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "error:" in refused.stderr and "mismatch" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "bad").exists()
-    assert _cli(str(tmp_path / "missing.pth"), str(tmp_path / "x"), "--arch", "vit_small").returncode == 1
+    assert _cli(str(tmp_path / "missing.pth"), str(tmp_path / "x"), "--arch", "vit_small").returncode == 2

@@ -174,3 +174,16 @@ def test_preset_saved_under_other_backend_loads_here(tmp_path):
 def test_resolve_passes_remote_handles_through():
     assert preset_io.resolve_preset("hf://org/model") == "hf://org/model"
     assert tree_to_numpy  # helpers importable
+
+
+def test_broken_preset_folders_name_their_file(tmp_path):
+    """keras-hub's own messages name `model.weights.json` for a missing
+    `model.weights.h5` and no file at all for a garbage config.json."""
+    preset = tmp_path / "preset"
+    PASSBackbone(**TINY_BACKBONE).save_to_preset(str(preset))
+    os.remove(preset / "model.weights.h5")
+    with pytest.raises(ValueError, match=r"model\.weights\.h5"):
+        PASSBackbone.from_preset(str(preset))
+    (preset / "config.json").write_text("{garbage")
+    with pytest.raises(ValueError, match=r"config\.json"):
+        PASSBackbone.from_preset(str(preset))

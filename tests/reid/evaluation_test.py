@@ -161,3 +161,15 @@ class TestFeatures:
             for j in np.argsort(sims)[::-1][:2]:
                 total += max(sims[j], 0.0) ** 3 * unit(gf[j])
             np.testing.assert_allclose(expanded[i], unit(total), atol=1e-5)
+
+
+def test_evaluate_rank_of_a_python_list():
+    """A list of rows is evaluated as the array it spells (it used to be
+    refused as "distmat.shape=None"); a ragged one is named."""
+    distances = [[0.1, 0.9], [0.8, 0.2]]
+    ids = (np.array([1, 2]), np.array([1, 2]), np.array([0, 0]), np.array([1, 1]))
+    as_list = evaluate_rank(distances, *ids, max_rank=2)
+    as_array = evaluate_rank(np.array(distances), *ids, max_rank=2)
+    assert as_list["mAP"] == as_array["mAP"] == 1.0
+    with pytest.raises(ValueError, match="distmat"):
+        evaluate_rank([[0.1, 0.9], [0.8]], *ids)

@@ -86,3 +86,15 @@ class TestReRanking:
             re_ranking(q_g, q_q, g_g, k1=3, k2=5)
         with pytest.raises(ValueError, match="lambda_value"):
             re_ranking(q_g, q_q, g_g, k1=3, k2=2, lambda_value=1.5)
+
+
+def test_nan_distances_are_named_not_a_positive_distance_puzzle():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(6, 4)).astype("float32")
+    features[2, 1] = np.nan
+    with pytest.raises(ValueError, match="finite numbers in query_features"):
+        re_ranking_features(features[:3], features[3:])
+    distances = np.ones((3, 3), np.float32)
+    distances[0, 0] = np.nan
+    with pytest.raises(ValueError, match="q_g_dist with 1 NaN/inf"):
+        re_ranking(distances, np.ones((3, 3)), np.ones((3, 3)))

@@ -87,12 +87,13 @@ class TestFinetuneExample:
 
     def test_tool_errors(self, finetuned, tmp_path, capsys):
         root, _ = finetuned
-        assert extract.main([str(root / "preset"), str(tmp_path / "missing"), str(tmp_path)]) == 1
+        from keras_pass.cli.main import main
+
+        assert main(["extract", str(root / "preset"), str(tmp_path / "missing"), str(tmp_path)]) == 2
         assert "bounding_box_train" in capsys.readouterr().err
-        assert evaluate.main([str(tmp_path / "nothing")]) == 1
+        assert main(["evaluate", str(tmp_path / "nothing")]) == 2
         assert "split 'query'" in capsys.readouterr().err
-        assert visualize.main([str(root / "features"), str(tmp_path / "x.png"),
-                               "--queries", "99"]) == 1
+        assert main(["visualize", str(root / "features"), str(tmp_path / "x.png"), "--queries", "99"]) == 2
         assert "query indices" in capsys.readouterr().err
 
     def test_wrapper_script_help(self):

@@ -20,5 +20,8 @@ def test_writes_the_picture_and_prints_shares(tmp_path, capsys):
 
 
 def test_missing_preset_is_a_one_line_error(tmp_path, capsys):
-    assert main([str(tmp_path / "nope"), str(tmp_path), str(tmp_path / "x.png")]) == 1
-    assert capsys.readouterr().err.startswith("error: Expected")
+    from keras_pass.cli.main import main as keras_pass_main
+
+    assert keras_pass_main(["attention", str(tmp_path / "nope"), str(tmp_path), str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("keras-pass attention: error: Expected") and len(err.strip().splitlines()) == 1
