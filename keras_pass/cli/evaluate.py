@@ -48,7 +48,9 @@ def evaluate_saved(args):
     if not args.rerank:
         results = evaluate_features(query_features, gallery_features, *ids, metric=args.metric,
                                     **options)
-        return results, _roc(pairwise_distance(query_features, gallery_features, args.metric), ids)
+        return results, _roc(
+            lambda start, stop: pairwise_distance(query_features[start:stop], gallery_features, args.metric),
+            ids)
     k = dict(k1=args.k1, k2=args.k2, lambda_value=args.lambda_value, verbose=True)
     if args.metric == "sqeuclidean":  # distances computed block by block
         reranked = re_ranking_features(query_features, gallery_features, **k)
@@ -56,16 +58,15 @@ def evaluate_saved(args):
         pairs = ((query_features, gallery_features), (query_features, query_features),
                  (gallery_features, gallery_features))
         reranked = re_ranking(*(pairwise_distance(a, b, args.metric) for a, b in pairs), **k)
-    return evaluate_rank(reranked, *ids, **options), _roc(reranked, ids)
+    return evaluate_rank(reranked, *ids, **options), _roc(lambda start, stop: reranked[start:stop], ids)
 
 
-def _roc(distances, ids):
-    """TPR@FPR and thresholds of the query x gallery pairs (fast-reid's ROC)."""
-    from keras_pass.reid.roc import tpr_at_fpr, verification_distances
+def _roc(query_distances, ids):
+    """TPR@FPR and thresholds of the query x gallery pairs (fast-reid's ROC),
+    queries in blocks: never the whole list of pairs in memory."""
+    from keras_pass.reid.roc import blockwise_tpr_at_fpr
 
-    query_pids, gallery_pids, query_camids, gallery_camids = ids
-    return tpr_at_fpr(*verification_distances(distances, query_pids, gallery_pids, query_camids,
-                                              gallery_camids))
+    return blockwise_tpr_at_fpr(query_distances, *ids)
 
 
 def main(argv=None):
