@@ -36,6 +36,7 @@ from keras_pass.reid.datasets import DATASETS, load_dataset
 from keras_pass.reid.features import evaluate_model, extract_features
 from keras_pass.recipes.config import setting
 from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.recipes.run_record import write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.reid.model import FEATURE_FUSIONS
@@ -194,6 +195,7 @@ def train_usl(config):
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
+    write_run_record(config.output_dir, config, "uda" if isinstance(config, UDAConfig) else "usl")
     paths = _paths(config)
     history, best = _resume(model, paths)
     if not history:  # epoch 0: the starting model, for reference

@@ -29,6 +29,7 @@ from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
 from keras_pass.recipes.config import setting
 from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.recipes.run_record import write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
 
@@ -91,6 +92,7 @@ def finetune(config):
     os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     model = build_model(config, dataset.num_train_ids)
+    write_run_record(config.output_dir, config, "finetune")
     backup_dir = os.path.join(config.output_dir, "backup")
     train, steps = make_train_dataset(
         dataset.train, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,

@@ -43,6 +43,7 @@ from keras_pass.pretraining.trainer import (
 )
 from keras_pass.recipes.config import setting
 from keras_pass.recipes.model_source import load_backbone
+from keras_pass.recipes.run_record import write_run_record
 
 DEFAULT_IMAGE_SIZE = (256, 128)
 
@@ -154,6 +155,7 @@ def pretrain(config):
             objective=config.objective,
         )
         model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
+    write_run_record(config.output_dir, config, "pretrain")
     global_size, local_size = crop_sizes(config, backbone)
     dataset = make_pass_dataset(
         config.data, config.batch_size, global_size=global_size,
