@@ -102,3 +102,10 @@ def data_shard():
     if process_count() == 1:
         return {}
     return {"num_shards": process_count(), "shard_index": process_index()}
+
+
+def writer_callback(callback):
+    """`callback` on the writer; elsewhere a no-op Callback. For callbacks
+    that write on their own (TensorBoard, CSVLogger), not through
+    keras_pass.io."""
+    return callback if is_writer() else keras.callbacks.Callback()
