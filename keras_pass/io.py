@@ -49,10 +49,26 @@ def _is_writer():
     return is_writer()
 
 
+_SCRATCH = []
+
+
+def _temporary_folder(path):
+    """The folder of `path` for the writer; for the other processes of a
+    multi-process run a private scratch folder, so that their (discarded)
+    temporaries never meet the writer's in the shared output folder."""
+    if _is_writer():
+        return os.path.dirname(path)
+    if not _SCRATCH:
+        import tempfile
+
+        _SCRATCH.append(tempfile.mkdtemp(prefix="keras-pass-not-writer-"))
+    return _SCRATCH[0]
+
+
 def _temporary_name(path, suffix=""):
     path = os.path.abspath(os.fspath(path))
     name = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{os.path.basename(path)}{suffix}"
-    return os.path.join(os.path.dirname(path), name)
+    return os.path.join(_temporary_folder(path), name)
 
 
 def _fsync(path):
