@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass.data.images import SkippedImages, list_image_files, read_image
-from keras_pass.pretraining import augment
+from keras_pass.pretraining import augment, shards
 from keras_pass.pretraining.data_validation import (
     check_int,
     default_region_bounds,  # noqa: F401 (re-exported)
@@ -128,6 +128,8 @@ def make_pass_dataset(
     skipped_images=None,
     num_shards=1,
     shard_index=0,
+    initial_position=0,
+    shuffle_window=1024,
 ):
     """A `tf.data.Dataset` of PASS multi-crop batches for `model.fit`.
 
@@ -176,6 +178,12 @@ def make_pass_dataset(
             global batch: the slices of all processes, in process order, are
             exactly the single-process global batch (same files, same crops),
             and `steps_per_epoch` stays the global one.
+        initial_position, shuffle_window: TFRecord shard folders only
+            (`keras-pass shard`, `keras_pass.pretraining.shards`): records of
+            `initial_epoch` this process already used (mid-epoch resume),
+            and the shuffle buffer in records. A shard folder is read
+            shard-by-shard per process, so its order depends on the number
+            of processes (a folder's does not).
 
     An unreadable or corrupt image is skipped (logged with its path on the
     "keras_pass" logger, counted in `skipped_images`) and replaced by another
@@ -183,7 +191,6 @@ def make_pass_dataset(
     `steps_per_epoch` batches, the returned dataset's `steps_per_epoch`
     attribute (and its cardinality unless `repeat`).
     """
-    paths = list_image_files(files_or_dir)
     crop_config = validated_crop_config(
         global_size, local_size, global_scale, local_scale, ratio, num_parts,
         local_crops_per_part, region_bounds, view_augmentations,
@@ -191,14 +198,21 @@ def make_pass_dataset(
     check_int("batch_size", batch_size, minimum=1)
     check_int("initial_epoch", initial_epoch, minimum=0)
     shard = BatchShard.checked(batch_size, num_shards, shard_index, drop_remainder)
+    if seed is None:
+        seed = random.randint(0, 2**31 - 1)
+    if shards.is_shard_folder(files_or_dir):
+        return shards.sharded_pass_dataset(
+            files_or_dir, batch_size, lambda image, where: make_multi_crop(image, where, **crop_config), seed,
+            repeat=repeat, initial_epoch=initial_epoch, initial_position=initial_position,
+            num_shards=num_shards, shard_index=shard_index, window=shuffle_window,
+            num_parallel_calls=num_parallel_calls, prefetch=prefetch)
+    paths = list_image_files(files_or_dir)
     if drop_remainder and len(paths) < batch_size:
         raise ValueError(
             f"Expected at least batch_size={batch_size} images with drop_remainder=True. "
             f"Received: files_or_dir={describe_source(files_or_dir, len(paths))} "
             f"with {len(paths)} images"
         )
-    if seed is None:
-        seed = random.randint(0, 2**31 - 1)
     check_int("seed", seed, minimum=0)
     reader = _EpochReader(
         paths, crop_config, seed, shuffle,
