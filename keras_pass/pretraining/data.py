@@ -360,21 +360,24 @@ class BatchShard:
                 f"drop_remainder={drop_remainder}")
         return cls(batch_size, num_shards, shard_index)
 
-    def global_position(self, local, num_files, num_local):
-        def spread(i):
-            return ((i // self.local_batch) * self.num_shards + self.index) * self.local_batch + (
-                i % self.local_batch)
+    def _spread(self, i):
+        return ((i // self.local_batch) * self.num_shards + self.index) * self.local_batch + (
+            i % self.local_batch)
 
-        return tf.where(local < num_local, spread(local),
-                        tf.where(local == num_local, tf.cast(num_files, tf.int64),
-                                 num_files + 1 + spread(tf.maximum(local - num_local - 1, 0))))
+    def to_global(self, local):
+        """The global position of local position `local` (int64 tensor)."""
+        num_files, num_local = self.num_files, self.num_local
+        return tf.where(local < num_local, self._spread(local),
+                        tf.where(local == num_local, tf.constant(num_files, tf.int64),
+                                 num_files + 1 + self._spread(tf.maximum(local - num_local - 1, 0))))
 
     def local_positions(self, num_files):
         """(positions per epoch here, local -> global map); None: unsharded."""
         if self.num_shards == 1:
             return None
-        num_local = (num_files // (self.local_batch * self.num_shards)) * self.local_batch
-        return num_local, lambda local: self.global_position(local, num_files, num_local)
+        self.num_files = num_files
+        self.num_local = (num_files // (self.local_batch * self.num_shards)) * self.local_batch
+        return self.num_local, self.to_global
 
 
 def _epoch_indices(repeat, initial_epoch):
