@@ -43,14 +43,16 @@ def _launch(recipe, data, out_dir, result, process_id=None, port=None, devices=1
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _run_one_and_two_processes(recipe, data, tmp_path):
-    """(one-process result, [result of process 0, of process 1]): the two
-    processes start, the one-process reference runs here meanwhile; they
-    are killed after TIMEOUT_S."""
+def _run_one_and_two_processes(recipe, data, tmp_path, two_devices=False):
+    """(one-process result, [result of process 0, of process 1] (+ that of
+    1 process x 2 devices)): the processes start, the one-process reference
+    runs here meanwhile; they are killed after TIMEOUT_S."""
     from tests.multiprocess.recipe_run import run as run_here
 
     port = _free_port()
     runs = [_launch(recipe, data, tmp_path / "two", tmp_path / f"two_{i}.npz", i, port) for i in (0, 1)]
+    if two_devices:
+        runs.append(_launch(recipe, data, tmp_path / "devices", tmp_path / "devices.npz", devices=2))
     try:
         one = run_here(recipe, data, tmp_path / "one")
     finally:
@@ -63,7 +65,8 @@ def _run_one_and_two_processes(recipe, data, tmp_path):
                 other.kill()
             pytest.fail(f"{recipe}: a process ran past {TIMEOUT_S} s")
         assert run.returncode == 0, output[-3000:]
-    return one, [np.load(tmp_path / f"two_{i}.npz") for i in (0, 1)]
+    names = ["two_0", "two_1"] + (["devices"] if two_devices else [])
+    return one, [np.load(tmp_path / f"{name}.npz") for name in names]
 
 
 def _assert_only_the_writer_wrote(folder):
@@ -84,18 +87,21 @@ def _write_data(data):
 
 
 def _compare(one, two, recipe):
-    assert int(one["num_devices"]) == 1 and [int(t["num_devices"]) for t in two] == [2, 2]
+    assert int(one["num_devices"]) == 1 and [int(t["num_devices"]) for t in two] == [2] * len(two)
+    assert [int(t["num_processes"]) for t in two[:2]] == [2, 2]
     compared = [k for k in one if k.startswith(recipe + "/")]
     for key in compared:
         np.testing.assert_array_equal(two[0][key], two[1][key], err_msg=key)
-        np.testing.assert_allclose(two[0][key], one[key], atol=1e-5, rtol=0, err_msg=key)
+        for other in [two[0]] + two[2:]:  # 2 processes x 1 device, 1 process x 2 devices
+            np.testing.assert_allclose(other[key], one[key], atol=1e-5, rtol=0, err_msg=key)
     return compared
 
 
 def test_pretraining_on_two_processes_matches_one(tmp_path):
-    """Student, teacher, centers and loss after 2 steps of global batch 4."""
+    """Student, teacher, centers and loss after 2 steps of global batch 4,
+    on 1 device, 2 processes x 1 device and 1 process x 2 devices."""
     _write_data(tmp_path / "data")
-    one, two = _run_one_and_two_processes("pretrain", tmp_path / "data", tmp_path)
+    one, two = _run_one_and_two_processes("pretrain", tmp_path / "data", tmp_path, two_devices=True)
     compared = _compare(one, two, "pretrain")
     assert {"pretrain/centers", "pretrain/teacher_0", "pretrain/student_0", "pretrain/loss"} <= set(compared)
     _assert_only_the_writer_wrote(tmp_path / "two" / "pretrain")
