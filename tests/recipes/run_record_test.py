@@ -11,6 +11,7 @@ from keras_pass import PASSBackbone
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.recipes import cluster_contrast, demo, finetune
 from keras_pass.recipes.pretrain import PretrainConfig, pretrain
+from keras_pass.pretraining.shards import write_shards
 from keras_pass.recipes.run_record import write_run_record
 from tests.helpers import TINY_BACKBONE, make_market1501
 
@@ -24,8 +25,10 @@ def _read(folder):
 
 
 def test_pretrain_writes_run_json_and_keeps_earlier_runs(tmp_path):
-    data = str(tmp_path / "lup")
-    write_unlabeled(data, num_identities=4, views=(1, 1), image_size=(64, 32), seed=5)
+    """(On a TFRecord shard folder: the recipe reads `keras-pass shard` output.)"""
+    images, data = str(tmp_path / "lup"), str(tmp_path / "shards")
+    write_unlabeled(images, num_identities=4, views=(1, 1), image_size=(64, 32), seed=5)
+    write_shards(images, data, 3, verbose=False)
     config = PretrainConfig(
         data=data, output_dir=str(tmp_path / "run"), arch="vit_tiny", backbone_overrides=TINY,
         image_size=(64, 32), local_size=(32, 16), local_crops_per_part=1, epochs=1, batch_size=2,
