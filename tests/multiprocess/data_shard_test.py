@@ -17,7 +17,7 @@ def folder(tmp_path_factory):
     return root
 
 
-def _batches(folder, batch_size, epochs=2, **kwargs):
+def _batches(folder, batch_size, epochs=1, **kwargs):
     dataset = make_pass_dataset(folder, batch_size, seed=4, repeat=True, **SMALL, **kwargs)
     steps = dataset.steps_per_epoch
     return [b["global_crops"] for b in dataset.take(epochs * steps).as_numpy_iterator()], steps
