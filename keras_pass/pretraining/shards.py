@@ -5,7 +5,9 @@ holds files [i * N, (i + 1) * N) of the sorted listing, each record a
 `tf.train.Example` with the file's original bytes (`image`, no re-encoding)
 and its relative path (`path`); `shards.json` lists the shards and their
 record counts. Finished shards are never rewritten, so an interrupted
-conversion resumes where it stopped.
+conversion resumes where it stopped. Files PIL cannot identify as images are
+left out and listed under `skipped` (a record that fails to decode while
+training would stop every process, as each must deliver the same count).
 
 Read by `ShardReader` (through `make_pass_dataset(OUT_DIR, ...)`), per epoch:
 
@@ -50,12 +52,27 @@ def _example(path, root):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def _readable(path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError):
+        return False
+
+
 def write_shards(image_dir, out_dir, shard_size, verbose=True):
     """Converts an image folder into TFRecord shards of `shard_size` images;
     returns the index. Resumable: existing shards are kept as they are."""
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"Expected shard_size >= 1. Received: shard_size={shard_size}")
-    paths = list_image_files(image_dir)
+    listed = list_image_files(image_dir)
+    paths = [path for path in listed if _readable(path)]
+    skipped = sorted(set(listed) - set(paths))
+    if verbose and skipped:
+        print(f"left out {len(skipped)} unreadable files, e.g. {skipped[0]}", flush=True)
     count = -(-len(paths) // shard_size)
     shards = []
     for index in range(count):
@@ -69,7 +86,7 @@ def write_shards(image_dir, out_dir, shard_size, verbose=True):
                 print(f"wrote {name} ({len(members)} images)", flush=True)
         shards.append({"file": name, "count": len(members)})
     index = {"source": os.path.abspath(image_dir), "shard_size": shard_size, "num_images": len(paths),
-             "shards": shards}
+             "shards": shards, "skipped": skipped}
     io.write_json(os.path.join(out_dir, INDEX_FILE), index)
     return index
 

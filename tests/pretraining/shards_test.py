@@ -40,6 +40,14 @@ def test_conversion_is_resumable_and_indexed(shard_dir, tmp_path):
     assert os.path.isfile(os.path.join(shard_dir, index["shards"][1]["file"]))
 
 
+def test_unreadable_files_are_left_out_and_listed(tmp_path):
+    write_unlabeled(str(tmp_path / "images"), num_identities=2, views=(1, 1), image_size=(32, 16), seed=1)
+    broken = tmp_path / "images" / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    index = write_shards(str(tmp_path / "images"), str(tmp_path / "out"), 8, verbose=False)
+    assert index["skipped"] == [str(broken)] and index["num_images"] == 4
+
+
 def test_every_image_once_per_epoch_across_two_processes(shard_dir):
     index_total = len(os.listdir(shard_dir)) - 1  # shards (2 images each)
     for epoch in (0, 1):
