@@ -10,6 +10,11 @@ an interrupted swap is finished by `recover_directory`. Temporaries start
 with `.kp-tmp-` and retired folders with `.kp-old-`, so leftovers of a
 killed writer are recognisable; `remove_stale_temps` deletes them.
 
+In a multi-process run only the writer (process 0,
+`keras_pass.backend.processes.is_writer`) puts files in place: the other
+processes run the same code, and what they write is discarded, so every
+process takes the same steps and only one touches the output folder.
+
 JSON, text, NumPy arrays, Keras weights and models and matplotlib figures
 are written on top of it.
 """
@@ -38,10 +43,32 @@ def ensure_parent(path):
     return parent
 
 
+def _is_writer():
+    from keras_pass.backend.processes import is_writer
+
+    return is_writer()
+
+
+_SCRATCH = []
+
+
+def _temporary_folder(path):
+    """The folder of `path` for the writer; for the other processes of a
+    multi-process run a private scratch folder, so that their (discarded)
+    temporaries never meet the writer's in the shared output folder."""
+    if _is_writer():
+        return os.path.dirname(path)
+    if not _SCRATCH:
+        import tempfile
+
+        _SCRATCH.append(tempfile.mkdtemp(prefix="keras-pass-not-writer-"))
+    return _SCRATCH[0]
+
+
 def _temporary_name(path, suffix=""):
     path = os.path.abspath(os.fspath(path))
     name = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{os.path.basename(path)}{suffix}"
-    return os.path.join(os.path.dirname(path), name)
+    return os.path.join(_temporary_folder(path), name)
 
 
 def _fsync(path):
@@ -65,8 +92,9 @@ def atomic_path(path, suffix=""):
     temporary = _temporary_name(path, suffix)
     try:
         yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
+        if _is_writer():
+            _fsync(temporary)
+            os.replace(temporary, path)
     finally:
         if os.path.lexists(temporary):
             os.remove(temporary)
@@ -82,6 +110,8 @@ def atomic_directory(path):
     os.makedirs(staging)
     try:
         yield staging
+        if not _is_writer():
+            return
         _fsync(staging)
         if os.path.exists(path):
             os.rename(path, retired)
@@ -96,7 +126,7 @@ def recover_directory(path):
     folder back if `path` is missing. Returns True if it did."""
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.dirname(path), os.path.basename(path)
-    if os.path.exists(path) or not os.path.isdir(parent):
+    if os.path.exists(path) or not os.path.isdir(parent) or not _is_writer():
         return False
     retired = sorted(n for n in os.listdir(parent) if n.startswith(OLD_PREFIX) and n.endswith("-" + name))
     if not retired:
@@ -108,7 +138,7 @@ def recover_directory(path):
 def remove_stale_temps(folder):
     """Deletes what killed writers left in `folder` (not recursive); returns
     the removed names."""
-    if not os.path.isdir(folder):
+    if not os.path.isdir(folder) or not _is_writer():  # not another's live temporaries
         return []
     removed = []
     for name in os.listdir(folder):

@@ -1,11 +1,25 @@
 """Multi-device training: the scope a recipe builds its model in, and the
-loss scaling TensorFlow's replicas need."""
+loss scaling TensorFlow's replicas need.
+
+`data_parallel` (JAX) spreads each global batch over every device of every
+process; a multi-process run is started from the Keras environment variables
+(`keras_pass.backend.processes`). `multi_worker_mirrored` (TensorFlow's
+MultiWorkerMirroredStrategy) is refused: Keras 3.15's `fit` fails under it
+(measured: docs/experiments/multi_worker.md).
+"""
 
 import contextlib
 
 import keras
 
-DISTRIBUTIONS = ("none", "mirrored", "data_parallel")
+from keras_pass.backend import processes
+
+DISTRIBUTIONS = ("none", "mirrored", "data_parallel", "multi_worker_mirrored")
+MULTI_WORKER_REFUSAL = (
+    "Expected distribution 'data_parallel' on the JAX backend for multi-host training "
+    "(KERAS_BACKEND=jax, KERAS_DISTRIBUTION_* variables; docs/scaling_out.md): TensorFlow's "
+    "MultiWorkerMirroredStrategy fails inside Keras 3.15's fit. Received: distribution=multi_worker_mirrored"
+)
 
 
 def distribution_scope(distribution):
@@ -13,20 +27,36 @@ def distribution_scope(distribution):
     (TensorFlow backend); `data_parallel`: keras.distribution.DataParallel
     (JAX backend). Returns a context manager to build the model in."""
     backend = keras.config.backend()
+    if distribution == "multi_worker_mirrored":
+        raise ValueError(MULTI_WORKER_REFUSAL)
     if distribution == "none":
+        if processes.multi_process_requested():
+            raise ValueError(
+                "Expected distribution='data_parallel' with KERAS_DISTRIBUTION_* variables set "
+                f"(a multi-process run). Received: distribution={distribution}")
         return contextlib.nullcontext()
     if distribution == "mirrored" and backend == "tensorflow":
         import tensorflow as tf
 
         return tf.distribute.MirroredStrategy().scope()
     if distribution == "data_parallel" and backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        set_data_parallel()
         return contextlib.nullcontext()
     raise ValueError(
         "Expected distribution 'none', 'mirrored' (TensorFlow backend) or "
         f"'data_parallel' (JAX backend). Received: distribution={distribution} "
         f"with backend={backend}"
     )
+
+
+def set_data_parallel():
+    """keras.distribution.DataParallel over every device of every process.
+    Each process already reads its own slice of the global batch
+    (`processes.data_shard`), so Keras's auto-sharding is off."""
+    processes.start_multi_process()
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
 
 
 def scale_loss_for_replicas(loss):

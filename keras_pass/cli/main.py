@@ -43,6 +43,7 @@ COMMANDS = {
     "export": (_delegate("export"), "export the feature extractor (SavedModel, ONNX, LiteRT) with a parity check"),
     "index": (_delegate("index"), "embed a gallery folder into a searchable index (resumable)"),
     "search": (_delegate("search"), "nearest gallery images of query images, with a same-person threshold"),
+    "shard": (_delegate("shard"), "convert an image folder into TFRecord shards for LUPerson-scale pre-training"),
     "attention": (_delegate("attention"), "[CLS]/[PART] attention maps of a preset and their region shares"),
 }
 

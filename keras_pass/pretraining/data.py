@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass.data.images import SkippedImages, check_some_image_decodes, list_image_files, read_image
-from keras_pass.pretraining import augment
+from keras_pass.pretraining import augment, shards
 from keras_pass.pretraining.data_validation import (
     check_int,
     default_region_bounds,  # noqa: F401 (re-exported)
@@ -126,6 +126,10 @@ def make_pass_dataset(
     num_parallel_calls=tf.data.AUTOTUNE,
     prefetch=tf.data.AUTOTUNE,
     skipped_images=None,
+    num_shards=1,
+    shard_index=0,
+    initial_position=0,
+    shuffle_window=1024,
 ):
     """A `tf.data.Dataset` of PASS multi-crop batches for `model.fit`.
 
@@ -169,6 +173,17 @@ def make_pass_dataset(
         skipped_images: a `keras_pass.data.SkippedImages` to count unreadable
             images in; by default a new one. Either way it is also the
             returned dataset's `skipped_images` attribute.
+        num_shards, shard_index: multi-process input. Each process reads
+            (and decodes) only its `batch_size / num_shards` slice of every
+            global batch: the slices of all processes, in process order, are
+            exactly the single-process global batch (same files, same crops),
+            and `steps_per_epoch` stays the global one.
+        initial_position, shuffle_window: TFRecord shard folders only
+            (`keras-pass shard`, `keras_pass.pretraining.shards`): records of
+            `initial_epoch` this process already used (mid-epoch resume),
+            and the shuffle buffer in records. A shard folder is read
+            shard-by-shard per process, so its order depends on the number
+            of processes (a folder's does not).
 
     An unreadable or corrupt image is skipped (logged with its path on the
     "keras_pass" logger, counted in `skipped_images`) and replaced by another
@@ -176,32 +191,41 @@ def make_pass_dataset(
     `steps_per_epoch` batches, the returned dataset's `steps_per_epoch`
     attribute (and its cardinality unless `repeat`).
     """
-    paths = list_image_files(files_or_dir)
-    check_some_image_decodes(paths, describe_source(files_or_dir, len(paths)))  # else: skips forever
     crop_config = validated_crop_config(
         global_size, local_size, global_scale, local_scale, ratio, num_parts,
         local_crops_per_part, region_bounds, view_augmentations,
     )
     check_int("batch_size", batch_size, minimum=1)
     check_int("initial_epoch", initial_epoch, minimum=0)
+    shard = BatchShard.checked(batch_size, num_shards, shard_index, drop_remainder)
+    if seed is None:
+        seed = random.randint(0, 2**31 - 1)
+    if shards.is_shard_folder(files_or_dir):
+        return shards.sharded_pass_dataset(
+            files_or_dir, batch_size, lambda image, where: make_multi_crop(image, where, **crop_config), seed,
+            repeat=repeat, initial_epoch=initial_epoch, initial_position=initial_position,
+            num_shards=num_shards, shard_index=shard_index, window=shuffle_window,
+            num_parallel_calls=num_parallel_calls, prefetch=prefetch)
+    paths = list_image_files(files_or_dir)
+    check_some_image_decodes(paths, describe_source(files_or_dir, len(paths)))  # else: skips forever
     if drop_remainder and len(paths) < batch_size:
         raise ValueError(
             f"Expected at least batch_size={batch_size} images with drop_remainder=True. "
             f"Received: files_or_dir={describe_source(files_or_dir, len(paths))} "
             f"with {len(paths)} images"
         )
-    if seed is None:
-        seed = random.randint(0, 2**31 - 1)
     check_int("seed", seed, minimum=0)
     reader = _EpochReader(
         paths, crop_config, seed, shuffle,
         skipped_images if skipped_images is not None else SkippedImages(),
         describe_source(files_or_dir, len(paths)), num_parallel_calls,
+        shard.local_positions(len(paths)),
     )
     if drop_remainder:
         steps_per_epoch = len(paths) // batch_size
     else:
         steps_per_epoch = -(-len(paths) // batch_size)
+    batch_size = shard.local_batch
 
     # Batches never straddle two epochs: with `repeat=True` and
     # `steps_per_epoch=dataset.steps_per_epoch`, fit epoch k is data epoch k.
@@ -226,9 +250,13 @@ class _EpochReader:
     crops are seeded by (seed, epoch, position).
     """
 
-    def __init__(self, paths, crop_config, seed, shuffle, skipped_images, source, parallel):
+    def __init__(self, paths, crop_config, seed, shuffle, skipped_images, source, parallel,
+                 positions=None):
         self.paths = paths
         self.num_files = len(paths)
+        # This process's positions (`BatchShard.local_positions`): the
+        # epoch's length here and the map to the global position of each.
+        self.num_local, self.global_position = positions or (self.num_files, None)
         self.path_table = tf.constant(paths)
         self.crop_config = crop_config
         self.crop_seed = tf.constant([seed, _CROP_SEED_SALT], tf.int64)
@@ -243,8 +271,8 @@ class _EpochReader:
         dataset = dataset.map(self.load, num_parallel_calls=self.parallel, deterministic=True)
         dataset = dataset.ignore_errors()
         dataset = dataset.scan((tf.constant(-1, tf.int64), tf.constant(0, tf.int64)), self.track)
-        dataset = dataset.filter(lambda element: element["position"] != self.num_files)
-        dataset = dataset.take(self.num_files)
+        dataset = dataset.filter(lambda element: element["position"] != self.num_local)
+        dataset = dataset.take(self.num_local)
         return dataset.map(lambda element: {key: element[key] for key in _ELEMENT_KEYS})
 
     def file_index(self, epoch, position):
@@ -257,16 +285,20 @@ class _EpochReader:
         shuffled = tf.random.experimental.index_shuffle(rank, seed, n - 1)
         return shuffled if self.shuffle else tf.where(in_order, position, shuffled)
 
+    def _global(self, position):
+        return position if self.global_position is None else self.global_position(position)
+
     def load(self, epoch, position):
         def crops():
+            where = self._global(position)
             seed = tf.random.experimental.stateless_fold_in(
-                tf.random.experimental.stateless_fold_in(self.crop_seed, epoch), position
+                tf.random.experimental.stateless_fold_in(self.crop_seed, epoch), where
             )
-            image = read_image(self.path_table[self.file_index(epoch, position)])
+            image = read_image(self.path_table[self.file_index(epoch, where)])
             return make_multi_crop(image, seed, **self.crop_config)
 
         global_crops, local_crops = tf.cond(
-            tf.equal(position, self.num_files), lambda: _blank_crops(self.crop_config), crops
+            tf.equal(position, self.num_local), lambda: _blank_crops(self.crop_config), crops
         )
         return {
             "epoch": epoch,
@@ -289,19 +321,64 @@ class _EpochReader:
             lambda: tf.constant(0, tf.int64),
         )
         check = tf.debugging.Assert(
-            tf.logical_or(tf.not_equal(position, self.num_files), delivered > 0),
+            tf.logical_or(tf.not_equal(position, self.num_local), delivered > 0),
             [f"Expected at least one readable image per epoch. Received: files_or_dir={self.source}"],
         )
         with tf.control_dependencies([check]):
-            delivered = delivered + tf.cast(position != self.num_files, tf.int64)
+            delivered = delivered + tf.cast(position != self.num_local, tf.int64)
         return (position + 0 * reported, delivered), element
 
     def report(self, epoch, start, stop):
         positions = range(int(start), int(stop))
         named = positions[:_MAX_NAMED_PER_REPORT]  # a wrong list file fails all
-        indices = [int(self.file_index(epoch, tf.constant(p, tf.int64))) for p in named]
+        indices = [int(self.file_index(epoch, self._global(tf.constant(p, tf.int64)))) for p in named]
         self.skipped_images.record([self.paths[i] for i in indices], count=len(positions))
         return np.int64(len(positions))
+
+
+class BatchShard:
+    """One process's slice of every global batch: local batch `L = B / S`;
+    local position i (block i // L, offset i % L) is global position
+    ((i // L) * S + index) * L + i % L, so that the processes' slices, in
+    process order, are the global batch. Replacements of unreadable images
+    (positions after the end marker) are sliced the same way."""
+
+    def __init__(self, batch_size, num_shards, index):
+        self.num_shards, self.index = num_shards, index
+        self.local_batch = batch_size // num_shards
+
+    @classmethod
+    def checked(cls, batch_size, num_shards, shard_index, drop_remainder):
+        check_int("num_shards", num_shards, minimum=1)
+        check_int("shard_index", shard_index, minimum=0)
+        if shard_index >= num_shards:
+            raise ValueError(f"Expected shard_index < num_shards={num_shards}. "
+                             f"Received: shard_index={shard_index}")
+        if num_shards > 1 and (batch_size % num_shards or not drop_remainder):
+            raise ValueError(
+                f"Expected a batch_size divisible by num_shards={num_shards} and "
+                f"drop_remainder=True. Received: batch_size={batch_size}, "
+                f"drop_remainder={drop_remainder}")
+        return cls(batch_size, num_shards, shard_index)
+
+    def _spread(self, i):
+        return ((i // self.local_batch) * self.num_shards + self.index) * self.local_batch + (
+            i % self.local_batch)
+
+    def to_global(self, local):
+        """The global position of local position `local` (int64 tensor)."""
+        num_files, num_local = self.num_files, self.num_local
+        return tf.where(local < num_local, self._spread(local),
+                        tf.where(local == num_local, tf.constant(num_files, tf.int64),
+                                 num_files + 1 + self._spread(tf.maximum(local - num_local - 1, 0))))
+
+    def local_positions(self, num_files):
+        """(positions per epoch here, local -> global map); None: unsharded."""
+        if self.num_shards == 1:
+            return None
+        self.num_files = num_files
+        self.num_local = (num_files // (self.local_batch * self.num_shards)) * self.local_batch
+        return self.num_local, self.to_global
 
 
 def _epoch_indices(repeat, initial_epoch):

@@ -27,6 +27,8 @@ import keras
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
+from keras_pass.backend.distribution import distribution_scope
+from keras_pass.backend.multihost import shard_global_batches
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import (
     metrics_to_logs,
@@ -36,6 +38,7 @@ from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_datase
 from keras_pass.reid.features import evaluate_model, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.recipes.run_record import write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.reid.model import FEATURE_FUSIONS
@@ -89,6 +92,9 @@ class USLConfig:
     test_batch_size: int = setting(128, "Batch size of feature extraction.", "evaluation", minimum=1)
     seed: int = setting(1, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
+    distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
+                                "multi-process from KERAS_DISTRIBUTION_* (docs/scaling_out.md).", "hardware",
+                                choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
 
     def check(self):
@@ -175,7 +181,7 @@ def _train_epoch(model, train, epoch, config):
         records, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
         seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding,
     )
-    history = model.fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.iters,
+    history = model.fit(shard_global_batches(stream), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.iters,
                         shuffle=False, verbose=config.verbose)
     return {
         "epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
@@ -197,8 +203,10 @@ def train_usl(config):
     os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
+    distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
+    write_run_record(config.output_dir, config, "uda" if isinstance(config, UDAConfig) else "usl")
     paths = _paths(config)
     history, best = _resume(model, paths)
     if not history:  # epoch 0: the starting model, for reference

@@ -222,6 +222,13 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
+def _record_run(output_dir, config, seed):
+    from keras_pass.recipes.run_record import write_run_record
+
+    batch = {stage: config[stage]["batch_size"] for stage in ("pretrain", "finetune")}
+    return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")
+
+
 def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
     """Runs (or resumes) the demo; returns the metrics dict (also in
     `output_dir/metrics.json`). `seed` draws the data and every initial
@@ -238,6 +245,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
     pictures = os.path.join(output_dir, "pictures")
     os.makedirs(pictures, exist_ok=True)
     started, timings = time.time(), {}
+    _record_run(output_dir, config, seed)
 
     _stage(1, 6, "generating pedestrians (Market-1501 and LUPerson-style folders)")
     market, unlabeled = write_demo_data(os.path.join(output_dir, "data"), config["data"],

@@ -21,6 +21,9 @@ import os
 import keras
 
 from keras_pass import io
+from keras_pass.backend.distribution import distribution_scope
+from keras_pass.backend.multihost import shard_global_batches
+from keras_pass.backend.processes import is_writer, writer_callback
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
 from keras_pass.reid.data import make_train_dataset
@@ -29,6 +32,7 @@ from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.recipes.run_record import write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
 
@@ -74,6 +78,10 @@ class FinetuneConfig:
     rerank: bool = setting(False, "k-reciprocal re-ranking in evaluations.", "evaluation")
     seed: int = setting(42, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
+    distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
+                                "multi-process from KERAS_DISTRIBUTION_* (docs/scaling_out.md); triplets "
+                                "are mined over the global batch.", "hardware",
+                                choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
 
     def check(self):
@@ -96,13 +104,15 @@ def finetune(config):
     os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
+    distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
     model = build_model(config, dataset.num_train_ids)
+    write_run_record(config.output_dir, config, "finetune")
     backup_dir = os.path.join(config.output_dir, "backup")
     train, steps = make_train_dataset(
         dataset.train, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
         seed=config.seed, first_epoch=read_backup_epoch(backup_dir),
     )
-    steps = config.steps_per_epoch or steps
+    steps, train = config.steps_per_epoch or steps, shard_global_batches(train)
     model.compile(
         optimizer=make_optimizer(
             steps, config.epochs, config.base_lr, config.bias_lr_factor, config.weight_decay,
@@ -117,8 +127,8 @@ def finetune(config):
     )
     callbacks = [
         evaluation,
-        AtomicBackupAndRestore(backup_dir),
-        keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"), append=True),
+        AtomicBackupAndRestore(backup_dir, delete_checkpoint=is_writer()),
+        writer_callback(keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"), append=True)),
     ]
     model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
               shuffle=False, verbose=config.verbose)

@@ -30,6 +30,7 @@ import keras
 from keras_pass import io
 
 from keras_pass.backend.distribution import DISTRIBUTIONS, distribution_scope
+from keras_pass.backend.processes import data_shard, writer_callback
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
 from keras_pass.pretraining.callbacks import pass_schedules
@@ -43,6 +44,7 @@ from keras_pass.pretraining.trainer import (
 )
 from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.recipes.model_source import load_backbone
+from keras_pass.recipes.run_record import write_run_record
 
 DEFAULT_IMAGE_SIZE = (256, 128)
 
@@ -103,7 +105,9 @@ class PretrainConfig:
                              choices=OBJECTIVES)
     save_freq: int = setting(500, "Checkpoint every N steps (and every epoch).", "output", minimum=1)
     distribution: str = setting("none", "mirrored: tf.distribute (TensorFlow); data_parallel: "
-                                "keras.distribution (JAX).", "hardware", choices=DISTRIBUTIONS)
+                                "keras.distribution (JAX), multi-process from KERAS_DISTRIBUTION_* "
+                                "(docs/scaling_out.md); multi_worker_mirrored: refused.", "hardware",
+                                choices=DISTRIBUTIONS)
     dtype: str = setting(None, "Backbone compute precision (heads stay float32).", "hardware",
                          flag="precision", choices=(None, "mixed_bfloat16", "mixed_float16"),
                          none_as="float32")
@@ -161,12 +165,13 @@ def pretrain(config):
             objective=config.objective,
         )
         model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
+    write_run_record(config.output_dir, config, "pretrain")
     global_size, local_size = crop_sizes(config, backbone)
     dataset = make_pass_dataset(
         config.data, config.batch_size, global_size=global_size,
         local_size=local_size, global_scale=config.global_scale,
         view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
-        initial_epoch=saved.get("epoch", 0), **crop_regions(config, backbone.num_parts),
+        initial_epoch=saved.get("epoch", 0), **crop_regions(config, backbone.num_parts), **data_shard(),
     )
     steps = config.steps_per_epoch or dataset.steps_per_epoch
     callbacks = pass_schedules(
@@ -176,7 +181,7 @@ def pretrain(config):
         warmup_teacher_temp=config.warmup_teacher_temp,
         warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs,
         freeze_last_layer_epochs=config.freeze_last_layer_epochs,
-    ) + [checkpoint, keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"))]
+    ) + [checkpoint, writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))]
     history = model.fit(
         dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
         verbose=config.verbose,

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_pass.data.images import check_images, decode_problem, describe_unreadable
+from keras_pass.backend import multihost
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.data import make_test_dataset
@@ -25,12 +26,12 @@ def embed_batch(model, images):
     """L2-normalised test features of one batch of normalised images."""
     if isinstance(model, PASSBackbone):  # a bare backbone: concat(CLS, mean PART)
         if tuple(images.shape[1:]) == tuple(model.image_shape):
-            outputs = model.predict_on_batch(images)  # compiled, unlike encode()
+            outputs = multihost.predict_on_batch(model, images)  # compiled, unlike encode()
             features = np.concatenate([outputs["cls"], np.mean(outputs["parts"], axis=1)], -1)
         else:
             features = ops.convert_to_numpy(model.reid_features(images))
         return l2_normalize(features)
-    return np.asarray(model.predict_on_batch(images))
+    return np.asarray(multihost.predict_on_batch(model, images))
 
 
 def extract_features(model, paths, image_size=None, batch_size=128, verbose=True,
