@@ -165,7 +165,6 @@ def pretrain(config):
             objective=config.objective,
         )
         model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
-    write_run_record(config.output_dir, config, "pretrain")
     global_size, local_size = crop_sizes(config, backbone)
     dataset = make_pass_dataset(
         config.data, config.batch_size, global_size=global_size,
@@ -173,6 +172,7 @@ def pretrain(config):
         view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
         initial_epoch=saved.get("epoch", 0), **crop_regions(config, backbone.num_parts), **data_shard(),
     )
+    write_run_record(config.output_dir, config, "pretrain")  # once the data are known to be readable
     steps = config.steps_per_epoch or dataset.steps_per_epoch
     callbacks = pass_schedules(
         config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
