@@ -25,7 +25,7 @@ from keras import ops
 
 from keras_pass import io
 from keras_pass.backend.kernels import generic_ops
-from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone, reid_feature
 from keras_pass.models.image_converter import image_converter_of
 
 FORMATS = ("tf_saved_model", "onnx", "litert")
@@ -43,8 +43,7 @@ class ExportParityError(ValueError):
 
 def _test_features(model, images):
     if isinstance(model, PASSBackbone):
-        outputs = model(images)
-        return ops.concatenate([outputs["cls"], ops.mean(outputs["parts"], axis=1)], axis=-1)
+        return reid_feature(model(images))
     before, after = model.features(images)
     return before if getattr(model, "test_feature", "before") == "before" else after
 

@@ -151,8 +151,7 @@ class PASSBackbone(Backbone):
 
     def reid_features(self, images, training=False):
         """concat(CLS, mean(PART)): the (B, 2D) fine-tuning/retrieval feature."""
-        outputs = self.encode(images, training=training)
-        return ops.concatenate([outputs["cls"], ops.mean(outputs["parts"], axis=1)], -1)
+        return reid_feature(self.encode(images, training=training))
 
     def get_last_selfattention(self, images, part_index=None):
         """Attention probabilities of the last block: (B, heads, T, T).
@@ -220,3 +219,9 @@ class PASSBackbone(Backbone):
 
 
 preset_io.register_named_presets(PASSBackbone)
+
+
+def reid_feature(outputs):
+    """concat(CLS, mean(PART)) of the backbone's `{"cls", "parts"}` outputs:
+    the release's test feature of a pre-trained backbone."""
+    return ops.concatenate([outputs["cls"], ops.mean(outputs["parts"], axis=1)], -1)

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_pass.data.images import check_images, decode_problem, describe_unreadable
 from keras_pass.backend import multihost
-from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone, reid_feature
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.data import make_test_dataset
 from keras_pass.reid.datasets import ImageRecords
@@ -27,7 +27,7 @@ def embed_batch(model, images):
     if isinstance(model, PASSBackbone):  # a bare backbone: concat(CLS, mean PART)
         if tuple(images.shape[1:]) == tuple(model.image_shape):
             outputs = multihost.predict_on_batch(model, images)  # compiled, unlike encode()
-            features = np.concatenate([outputs["cls"], np.mean(outputs["parts"], axis=1)], -1)
+            features = ops.convert_to_numpy(reid_feature(outputs))
         else:
             features = ops.convert_to_numpy(model.reid_features(images))
         return l2_normalize(features)
