@@ -79,7 +79,7 @@ class FinetuneConfig:
     seed: int = setting(42, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
     distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
-                                "multi-process from KERAS_DISTRIBUTION_* (docs/scaling_out.md); triplets "
+                                "multi-process from KERAS_DISTRIBUTION_* (README: Scaling out); triplets "
                                 "are mined over the global batch.", "hardware",
                                 choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)

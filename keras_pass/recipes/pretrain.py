@@ -106,7 +106,7 @@ class PretrainConfig:
     save_freq: int = setting(500, "Checkpoint every N steps (and every epoch).", "output", minimum=1)
     distribution: str = setting("none", "mirrored: tf.distribute (TensorFlow); data_parallel: "
                                 "keras.distribution (JAX), multi-process from KERAS_DISTRIBUTION_* "
-                                "(docs/scaling_out.md); multi_worker_mirrored: refused.", "hardware",
+                                "(README: Scaling out); multi_worker_mirrored: refused.", "hardware",
                                 choices=DISTRIBUTIONS)
     dtype: str = setting(None, "Backbone compute precision (heads stay float32).", "hardware",
                          flag="precision", choices=(None, "mixed_bfloat16", "mixed_float16"),
