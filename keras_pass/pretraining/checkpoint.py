@@ -1,13 +1,13 @@
 """Resumable pre-training: atomic step checkpoints and a non-finite guard."""
 
-import math
 import os
 
 import keras
 import numpy as np
 
 from keras_pass import io
-from keras_pass.errors import NonFiniteLossError
+from keras_pass.errors import NonFiniteLossError  # noqa: F401 (importable from here too)
+from keras_pass.finite import NonFiniteLossGuard  # noqa: F401 (one guard for every trainer)
 
 from keras_pass.backend.train_steps import sync_state_for_callbacks
 
@@ -16,26 +16,25 @@ RNG_FILE = "rng_state.npz"
 STATE_FILE = "training_state.json"
 
 
-def _rng_variables(model):
+def rng_variables(model):
     """Seed-generator states (drop path, dropout): not part of save_weights."""
     weights = {id(v) for v in model.weights}
     return [v for v in model.variables if id(v) not in weights]
 
 
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Raises as soon as the loss is NaN/inf, before anything is saved."""
+def save_rng_state(model, path):
+    """The seed-generator states, atomically (an `.npz` at `path`)."""
+    rng = {f"state_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(rng_variables(model))}
+    with io.atomic_path(path, ".npz") as temporary:
+        np.savez(temporary, **rng)
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(keras.ops.convert_to_numpy(loss))):
-            sync_state_for_callbacks(self.model)
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-            raise NonFiniteLossError(
-                f"Loss is {float(keras.ops.convert_to_numpy(loss))} at step {step}: "
-                "stopping. The last checkpoint (if any) was written before this "
-                "step and is untouched; lower the learning rate, raise the "
-                "teacher temperature warm-up or use mixed_bfloat16 instead of float16."
-            )
+
+def restore_rng_state(model, path):
+    """Assigns the states `save_rng_state` wrote (a resumed run draws the
+    same drop-path masks as the uninterrupted one)."""
+    rng = np.load(path)
+    for i, variable in enumerate(rng_variables(model)):
+        variable.assign(rng[f"state_{i}"])
 
 
 class PretrainingCheckpoint(keras.callbacks.Callback):
@@ -71,9 +70,7 @@ class PretrainingCheckpoint(keras.callbacks.Callback):
         state = self.saved_state()
         if state is not None:
             model.load_weights(self.weights_path)
-            rng = np.load(os.path.join(self.directory, RNG_FILE))
-            for i, variable in enumerate(_rng_variables(model)):
-                variable.assign(rng[f"state_{i}"])
+            restore_rng_state(model, os.path.join(self.directory, RNG_FILE))
         return state
 
     def _save(self, epoch):
@@ -81,9 +78,7 @@ class PretrainingCheckpoint(keras.callbacks.Callback):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         io.remove_stale_temps(self.directory)
         io.save_weights(self.model, self.weights_path)
-        rng = {f"state_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_rng_variables(self.model))}
-        with io.atomic_path(os.path.join(self.directory, RNG_FILE), ".npz") as temporary:
-            np.savez(temporary, **rng)
+        save_rng_state(self.model, os.path.join(self.directory, RNG_FILE))
         state = {"global_step": step, "epoch": epoch, "steps_per_epoch": self.steps_per_epoch}
         if self.steps_per_epoch:
             state["epoch"], state["step_in_epoch"] = divmod(step, self.steps_per_epoch)
