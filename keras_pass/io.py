@@ -24,6 +24,8 @@ import os
 import shutil
 import uuid
 
+from keras_pass.kill_hooks import maybe_kill
+
 TEMP_PREFIX = ".kp-tmp-"
 OLD_PREFIX = ".kp-old-"
 
@@ -69,6 +71,7 @@ def atomic_path(path, suffix=""):
     try:
         yield temporary
         _fsync(temporary)
+        maybe_kill("write")
         os.replace(temporary, path)
     finally:
         if os.path.lexists(temporary):
@@ -86,8 +89,10 @@ def atomic_directory(path):
     try:
         yield staging
         _fsync(staging)
+        maybe_kill("write")
         if os.path.exists(path):
             os.rename(path, retired)
+            maybe_kill("swap")
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""Comparing the saved training state of two runs, file by file."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+STATE_SUFFIXES = (".h5", ".npz", ".json")
+IGNORED = ("logs",)  # TensorBoard event files carry wall-clock times
+
+
+def _h5_arrays(path):
+    arrays = {}
+    with h5py.File(path) as handle:
+        handle.visititems(lambda name, item: arrays.__setitem__(name, np.asarray(item))
+                          if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def _contents(path):
+    if path.endswith(".h5"):
+        return _h5_arrays(path)
+    if path.endswith(".npz"):
+        return dict(np.load(path))
+    with open(path) as handle:
+        data = json.load(handle)
+    if path.endswith("config.json") and isinstance(data.get("config"), dict):
+        data["config"].pop("name", None)  # a second model in one process is "name_1"
+    return {"json": data}
+
+
+def state_files(folder):
+    """Relative paths of the weights, arrays and JSON files under `folder`."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in IGNORED]
+        found += [os.path.relpath(os.path.join(root, f), folder) for f in files
+                  if f.endswith(STATE_SUFFIXES)]
+    return sorted(found)
+
+
+def assert_same_state_files(expected_dir, actual_dir, ignore_keys=(), ignore_files=()):
+    """Every state file of both folders, value for value (bit-identical);
+    `ignore_files`: base names not compared (KerasHub's metadata.json holds
+    the save date)."""
+    names = [n for n in state_files(expected_dir) if os.path.basename(n) not in ignore_files]
+    assert names == [n for n in state_files(actual_dir) if os.path.basename(n) not in ignore_files]
+    for name in names:
+        expected = _contents(os.path.join(expected_dir, name))
+        actual = _contents(os.path.join(actual_dir, name))
+        assert sorted(expected) == sorted(actual), name
+        for key in expected:
+            if key in ignore_keys:
+                continue
+            if isinstance(expected[key], np.ndarray):
+                np.testing.assert_array_equal(actual[key], expected[key], err_msg=f"{name}: {key}")
+            else:
+                assert actual[key] == expected[key], f"{name}: {key}"
