@@ -85,3 +85,16 @@ def check_finite_weights(model, where):
             f"infinite (the training diverged: stopping; nothing was written and the last "
             f"checkpoint is untouched); {ADVICE}."
         )
+
+
+def check_finite_features(features, where):
+    """Raises `NonFiniteLossError` if extracted features hold NaN/inf: the
+    weights are finite but so large that the forward pass overflows."""
+    features = np.asarray(features)
+    bad = int(features.size - np.count_nonzero(np.isfinite(features)))
+    if bad:
+        raise NonFiniteLossError(
+            f"Expected finite features {where}. Received: {bad:,} of {features.size:,} values NaN "
+            f"or infinite (the training diverged: stopping; the last checkpoint is untouched); "
+            f"{ADVICE}."
+        )

@@ -1,12 +1,14 @@
 """Comparing the saved training state of two runs, file by file."""
 
+import io
 import json
 import os
+import zipfile
 
 import h5py
 import numpy as np
 
-STATE_SUFFIXES = (".h5", ".npz", ".json")
+STATE_SUFFIXES = (".h5", ".npz", ".json", ".keras")
 IGNORED = ("logs",)  # TensorBoard event files carry wall-clock times
 
 
@@ -21,13 +23,22 @@ def _h5_arrays(path):
 def _contents(path):
     if path.endswith(".h5"):
         return _h5_arrays(path)
+    if path.endswith(".keras"):  # a zip: the weights inside
+        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as handle:
+            return _h5_arrays(io.BytesIO(handle.read()))
     if path.endswith(".npz"):
         return dict(np.load(path))
     with open(path) as handle:
         data = json.load(handle)
-    if path.endswith("config.json") and isinstance(data.get("config"), dict):
-        data["config"].pop("name", None)  # a second model in one process is "name_1"
-    return {"json": data}
+    # A second model in one process is "name_1"; runs compared sit in two folders.
+    dropped = ("name", "output_dir") if path.endswith(("config.json", "image_converter.json")) else ("output_dir",)
+    return {"json": _without(data, dropped)}
+
+
+def _without(data, keys):
+    if isinstance(data, dict):
+        return {k: _without(v, keys) for k, v in data.items() if k not in keys}
+    return [_without(v, keys) for v in data] if isinstance(data, list) else data
 
 
 def state_files(folder):

@@ -13,6 +13,8 @@ def build_parser():
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
     parser.add_argument("--quick", action="store_true", help="a smaller run of about 2.5 minutes")
     parser.add_argument("--seed", type=int, default=0, help="draws the data and every initial weight")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="run again when output_dir holds a finished demo (default: do nothing)")
     return parser
 
 
@@ -20,5 +22,5 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.recipes.demo import run_demo
 
-    run_demo(args.output_dir, quick=args.quick, seed=args.seed)
+    run_demo(args.output_dir, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     return 0

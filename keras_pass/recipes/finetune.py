@@ -24,6 +24,7 @@ import keras
 
 from keras_pass import io
 from keras_pass.finite import NonFiniteLossGuard
+from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
 from keras_pass.reid.data import PKSampler, make_train_dataset
@@ -146,7 +147,7 @@ def _train(config):
         evaluation,
         keras.callbacks.CSVLogger(history_path, append=True),
         AtomicBackupAndRestore(backup_dir),
-    ]
+    ] + kill_at_step_callbacks()
     model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
               shuffle=False, verbose=config.verbose)
     results = evaluation.last_results or evaluate_model(

@@ -6,11 +6,13 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from keras_pass import io
 from keras_pass.backend.train_steps import sync_state_for_callbacks
 from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
-from keras_pass.reid.features import evaluate_model
+from keras_pass.finite import check_finite_features
+from keras_pass.reid.features import evaluate_feature_sets, extract_features
 
 
 # Earlier names of the `keras_pass.io` writers, kept importable.
@@ -67,10 +69,11 @@ class ReIDEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self._due(epoch):
             return
-        results = evaluate_model(
-            self.model, self.query, self.gallery, self.image_size, self.batch_size,
-            rerank=self.rerank, verbose=self.verbose > 1,
-        )
+        features = [extract_features(self.model, split.paths, self.image_size, self.batch_size,
+                                     self.verbose > 1) for split in (self.query, self.gallery)]
+        check_finite_features(np.concatenate(features), f"after epoch {epoch + 1}")
+        results = evaluate_feature_sets(*features, self.query, self.gallery, self.rerank,
+                                        verbose=self.verbose > 1)
         self.last_results = results
         metrics = metrics_to_logs(results)
         if logs is not None:

@@ -3,6 +3,8 @@ history rows logged once, interrupted writes cleaned at the next start."""
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -12,8 +14,11 @@ from keras_pass import PASSBackbone
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass.recipes.finetune import FinetuneConfig, finetune
-from keras_pass.reid.callbacks import AtomicBackupAndRestore
-from tests.helpers import TINY_BACKBONE, make_market1501
+from keras_pass.kill_hooks import KILL_STATUS
+from keras_pass.reid.callbacks import AtomicBackupAndRestore, read_backup_epoch
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501
+from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
+from tests.state_files import assert_same_state_files
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +120,20 @@ def test_interrupted_writes_are_cleaned_and_a_failed_run_leaves_no_folder(market
     with pytest.raises(ValueError):
         finetune(tiny(market, fresh, dataset="dukemtmc"))
     assert not fresh.exists()
+
+
+@pytest.mark.slow
+def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
+    data, preset = market
+    finetune(tiny_run_config(data, preset, tmp_path / "reference"))
+    run = tmp_path / "killed"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT,
+           "KERAS_PASS_KILL_AT_STEP": "3"}  # epoch 2 of 3, after its first step
+    result = subprocess.run([sys.executable, "-m", "tests.recipes.tiny_finetune_run", data, preset, str(run)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == KILL_STATUS, result.stderr[-3000:]
+    assert read_backup_epoch(str(run / "backup")) == 1
+    finetune(tiny_run_config(data, preset, run))
+    assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))
+    with open(tmp_path / "reference" / "history.csv") as a, open(run / "history.csv") as b:
+        assert a.read() == b.read()  # every epoch once, same values
