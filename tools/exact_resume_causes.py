@@ -126,7 +126,8 @@ def pretraining_rows(out):
         pretrain_config(data, out)).get_weights()])
     reference = {"weights": _flat(os.path.join(out, "pretrain_reference", "student_preset")), "losses": losses}
     killed = os.path.join(out, "pretrain_killed")
-    _kill("tests.pretraining.tiny_recipe_run", [data, killed], step=5)  # epoch 2, after step 1 of 3
+    # After step 3, before its epoch-end checkpoint: resumes from step 2 (mid fit epoch 1, mid data epoch 1).
+    _kill("tests.pretraining.tiny_recipe_run", [data, killed], step=3)
     return _resumes(killed, PRETRAIN_VARIANTS, run, "student_preset", reference, start)
 
 
