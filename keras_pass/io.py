@@ -8,7 +8,10 @@ either. `atomic_directory` does the same for folders (presets, backups):
 the old folder is moved aside, the new one renamed in, the old one removed;
 an interrupted swap is finished by `recover_directory`. Temporaries start
 with `.kp-tmp-` and retired folders with `.kp-old-`, so leftovers of a
-killed writer are recognisable; `remove_stale_temps` deletes them.
+killed writer are recognisable; `remove_stale_temps` deletes them and
+`clean_interrupted_writes` (run by every recipe at its start, through
+`run_folder`) does both for a run's folder. Weights, models and presets
+are checked finite before they are written (`check_finite_weights`).
 
 In a multi-process run only the writer (process 0,
 `keras_pass.backend.processes.is_writer`) puts files in place: the other
@@ -25,6 +28,8 @@ import json
 import os
 import shutil
 import uuid
+
+from keras_pass.kill_hooks import maybe_kill
 
 TEMP_PREFIX = ".kp-tmp-"
 OLD_PREFIX = ".kp-old-"
@@ -94,6 +99,7 @@ def atomic_path(path, suffix=""):
         yield temporary
         if _is_writer():
             _fsync(temporary)
+            maybe_kill("write")
             os.replace(temporary, path)
     finally:
         if os.path.lexists(temporary):
@@ -113,8 +119,10 @@ def atomic_directory(path):
         if not _is_writer():
             return
         _fsync(staging)
+        maybe_kill("write")
         if os.path.exists(path):
             os.rename(path, retired)
+            maybe_kill("swap")
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -133,6 +141,63 @@ def recover_directory(path):
         return False
     os.rename(os.path.join(parent, retired[-1]), path)
     return True
+
+
+def _retired_target(name):
+    """`.kp-old-<8 hex>-NAME` -> NAME."""
+    return name[len(OLD_PREFIX) + 9:]
+
+
+def clean_interrupted_writes(folder, depth=2):
+    """At the start of a run: finishes folder swaps killed between their
+    renames, then deletes the temporaries of killed writers, in `folder`
+    and its subfolders down to `depth` (where the recipes' writers put
+    them). Returns the removed paths."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(OLD_PREFIX):
+            recover_directory(os.path.join(folder, _retired_target(name)))
+    removed += [os.path.join(folder, name) for name in remove_stale_temps(folder)]
+    if depth > 1:
+        for name in sorted(os.listdir(folder)):
+            if os.path.isdir(os.path.join(folder, name)):
+                removed += clean_interrupted_writes(os.path.join(folder, name), depth - 1)
+    return removed
+
+
+def _holds_files(folder):
+    return any(files for _, _, files in os.walk(folder))
+
+
+@contextlib.contextmanager
+def run_folder(path):
+    """The output folder of a run: cleaned of interrupted writes at the
+    start; if the run fails, a folder this run created and left without a
+    file is removed again (a failed run leaves no empty folders behind)."""
+    path = os.fspath(path)
+    existed = os.path.isdir(path)
+    clean_interrupted_writes(path)
+    try:
+        yield path
+    except BaseException:
+        if not existed and os.path.isdir(path) and not _holds_files(path):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def remove_paths(folder, names):
+    """Deletes the files and folders `names` of `folder` that exist (a run
+    redone with `overwrite`)."""
+    if not _is_writer():
+        return
+    for name in names:
+        target = os.path.join(folder, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
 
 
 def remove_stale_temps(folder):
@@ -196,10 +261,19 @@ def save_npy(path, array):
         np.save(temporary, array)
 
 
+def check_finite_weights(model, path):
+    """`NonFiniteLossError` instead of writing NaN/inf weights to `path`
+    (every weights, model and preset writer calls it first)."""
+    from keras_pass.finite import check_finite_weights as check
+
+    check(model, f"to write to {path}")
+
+
 def save_weights(model, path):
     """`model.save_weights` (a `.weights.h5` path), atomically."""
     if not os.fspath(path).endswith(".weights.h5"):
         raise ValueError(f"Expected a path ending in '.weights.h5'. Received: path={path}")
+    check_finite_weights(model, path)
     with atomic_path(path, ".weights.h5") as temporary:
         model.save_weights(temporary)
 
@@ -208,6 +282,7 @@ def save_model(model, path):
     """`model.save` (a `.keras` path), atomically."""
     if not os.fspath(path).endswith(".keras"):
         raise ValueError(f"Expected a path ending in '.keras'. Received: path={path}")
+    check_finite_weights(model, path)
     with atomic_path(path, ".keras") as temporary:
         model.save(temporary)
 

@@ -97,3 +97,59 @@ def test_figure_into_a_folder_is_refused_and_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="pictures"):
         io.save_figure(plt.figure(), f"{target}/")
     assert sorted(os.listdir(tmp_path)) == ["pictures"] and os.listdir(target) == []
+
+
+def test_interrupted_writes_are_finished_or_removed_at_the_next_start(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint" / ".kp-old-0a1b2c3d-latest").mkdir(parents=True)  # swap killed between renames
+    (run / "checkpoint" / ".kp-old-0a1b2c3d-latest" / "state.json").write_text("{}")
+    (run / "checkpoint" / ".kp-tmp-0a1b2c3d-latest").mkdir()
+    (run / ".kp-tmp-99999999-final.keras").write_bytes(b"half")
+    (run / "keep.txt").write_text("kept")
+    removed = io.clean_interrupted_writes(run)
+    assert (run / "checkpoint" / "latest" / "state.json").read_text() == "{}"  # brought back
+    assert sorted(os.path.basename(p) for p in removed) == [".kp-tmp-0a1b2c3d-latest",
+                                                           ".kp-tmp-99999999-final.keras"]
+    assert sorted(os.listdir(run)) == ["checkpoint", "keep.txt"]
+    assert os.listdir(run / "checkpoint") == ["latest"]
+
+
+def test_a_failed_run_leaves_no_folder_it_created_and_keeps_an_existing_one(tmp_path):
+    with pytest.raises(RuntimeError):
+        with io.run_folder(tmp_path / "new"):
+            os.makedirs(tmp_path / "new" / "backup")
+            raise RuntimeError("failed")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with pytest.raises(RuntimeError):
+        with io.run_folder(tmp_path / "old"):
+            raise RuntimeError("failed")
+    assert (tmp_path / "old").is_dir()
+
+
+def test_writers_refuse_non_finite_weights(tmp_path):
+    import keras
+
+    from keras_pass.errors import NonFiniteLossError
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    io.save_weights(model, tmp_path / "good.weights.h5")
+    before = (tmp_path / "good.weights.h5").read_bytes()
+    model.layers[0].kernel.assign(np.full((3, 2), np.nan, "float32"))
+    for writer, name in ((io.save_weights, "good.weights.h5"), (io.save_model, "model.keras")):
+        with pytest.raises(NonFiniteLossError, match="6 of 8 values"):
+            writer(model, tmp_path / name)
+    assert (tmp_path / "good.weights.h5").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["good.weights.h5"]
+
+
+def test_preset_writer_refuses_non_finite_weights(tmp_path):
+    from keras_pass import PASSBackbone
+    from keras_pass.errors import NonFiniteLossError
+    from tests.helpers import TINY_BACKBONE
+
+    backbone = PASSBackbone(**TINY_BACKBONE)
+    backbone.embeddings.cls_pos.assign(np.full(backbone.embeddings.cls_pos.shape, np.inf, "float32"))
+    with pytest.raises(NonFiniteLossError, match="Expected finite weights to write to"):
+        backbone.save_to_preset(str(tmp_path / "preset"))
+    assert os.listdir(tmp_path) == []

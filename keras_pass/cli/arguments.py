@@ -3,9 +3,7 @@
 where they are parsed, output paths are checked before anything is written."""
 
 import argparse
-import contextlib
 import os
-import shutil
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -51,21 +49,3 @@ def check_output_file(path, name):
         raise ValueError(f"Expected {name} a file path. Received: {name}={path} (a folder)")
     check_output_path(os.path.dirname(os.path.abspath(path)), name)
     return path
-
-
-@contextlib.contextmanager
-def removed_if_failed(folder):
-    """Removes `folder` when the block fails, if the block created it and
-    wrote no file into it (a failed command leaves the file system as it
-    was; a run that wrote checkpoints keeps them)."""
-    existed = os.path.exists(folder)
-    try:
-        yield folder
-    except BaseException:
-        if not existed and os.path.isdir(folder) and not _holds_files(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
-def _holds_files(folder):
-    return any(files for _, _, files in os.walk(folder))

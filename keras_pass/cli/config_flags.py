@@ -15,8 +15,8 @@ import textwrap
 
 from absl import flags
 
-from keras_pass.cli.arguments import removed_if_failed
 from keras_pass.recipes.config import check_settings, settings
+from keras_pass import io
 
 
 def _flag_name(field):
@@ -156,6 +156,6 @@ def run_config_command(command, config_cls, recipe, argv, doc=None):
     with contextlib.ExitStack() as stack:  # a failed run leaves no empty output folder behind
         for field in settings(config_cls):
             if field.metadata.get("output") and getattr(config, field.name):
-                stack.enter_context(removed_if_failed(getattr(config, field.name)))
+                stack.enter_context(io.run_folder(getattr(config, field.name)))
         recipe(config)
     return 0

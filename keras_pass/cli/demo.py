@@ -1,6 +1,7 @@
 """`keras-pass demo`: PASS end to end on generated pedestrians (see `keras_pass.recipes.demo`)."""
 
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int, removed_if_failed
+from keras_pass import io
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int
 
 
 def build_parser():
@@ -13,6 +14,8 @@ def build_parser():
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
     parser.add_argument("--quick", action="store_true", help="a smaller run of about 2.5 minutes")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="draws the data and every initial weight")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="run again when output_dir holds a finished demo (default: do nothing)")
     return parser
 
 
@@ -21,6 +24,6 @@ def main(argv=None):
     from keras_pass.recipes.demo import run_demo
 
     check_output_path(args.output_dir, "--output_dir")
-    with removed_if_failed(args.output_dir):
-        run_demo(args.output_dir, quick=args.quick, seed=args.seed)
+    with io.run_folder(args.output_dir):  # a demo that fails at once leaves no folder
+        run_demo(args.output_dir, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     return 0

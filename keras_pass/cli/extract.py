@@ -12,7 +12,8 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 """
 
 
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
+from keras_pass import io
 
 
 def build_parser():
@@ -68,7 +69,7 @@ def main(argv=None):
     for name, records in splits.items():
         print(f"{name}: {len(records)} images")
         features[name] = extract_features(model, records.paths, image_size, args.batch_size)
-    with removed_if_failed(args.output_dir):
+    with io.run_folder(args.output_dir):
         for name, records in splits.items():
             save_feature_set(args.output_dir, name, features[name], records)
     print(f"wrote features of {', '.join(splits)} to {args.output_dir}")

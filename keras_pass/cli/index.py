@@ -6,7 +6,8 @@ where it stopped, a finished one does nothing. Then `keras-pass search`.
 """
 
 
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, removed_if_failed
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
+from keras_pass import io
 
 
 def build_parser():
@@ -24,7 +25,7 @@ def main(argv=None):
     from keras_pass.deploy.gallery import build_index
 
     check_output_path(args.index_dir, "index_dir")
-    with removed_if_failed(args.index_dir):  # a resumed index's folder existed: kept
+    with io.run_folder(args.index_dir):  # a resumed index's folder existed: kept
         index = build_index(args.gallery, args.index_dir, args.model, args.batch_size, args.chunk_size)
     print(f"indexed {len(index.paths)} images ({index.features.shape[1]}-d) in {args.index_dir}")
     return 0

@@ -188,6 +188,9 @@ class PASSBackbone(Backbone):
         with `image_converter.json`: `image_converter`, else the backbone's
         own (`self.image_converter`), else ImageNet statistics (what a
         backbone is pre-trained with), at the backbone's image size."""
+        from keras_pass import io
+
+        io.check_finite_weights(self, preset_dir)  # never a preset of NaN weights
         converter = preset_io.sized_image_converter(image_converter or self.image_converter, self)
 
         def save(staging):

@@ -12,8 +12,11 @@ linear per iteration (identical for the released 0-epoch warm-up).
 """
 
 import math
+import os
 
 import keras
+
+from keras_pass import io
 
 from keras_pass.backend.train_steps import sync_state_for_callbacks
 from keras_pass.pretraining.trainer import RELEASE_TEACHER_MOMENTUM
@@ -52,6 +55,26 @@ class IterationScheduler(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self.log_name and hasattr(self, "current"):
             logs[self.log_name] = self.current
+
+
+class EpochHistoryFile(keras.callbacks.Callback):
+    """`history.json` ({metric: [one value per epoch]}), rewritten at every
+    epoch end, so a killed run keeps the epochs it finished. An epoch
+    trained again after a resume replaces its entry. Put it before the
+    checkpoint: an epoch's entry is written before the epoch's checkpoint."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = os.fspath(path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        saved = io.read_json(self.path) if os.path.isfile(self.path) else {}
+        self.history = {key: values[:epoch] for key, values in saved.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(keras.ops.convert_to_numpy(value)))
+        io.write_json(self.path, self.history, indent=None)
 
 
 def _inner_optimizer(model):

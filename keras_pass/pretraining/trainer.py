@@ -282,25 +282,33 @@ class PASSPretrainer(keras.Model):
         """`keras.Model.fit` that stops on a non-finite loss and resumes from
         a `PretrainingCheckpoint` in `callbacks`: the saved step is restored
         and, with `steps_per_epoch` given, the interrupted epoch is finished
-        before the next ones."""
+        before the next ones.
+
+        `x` may also be a function of the global step that returns the data
+        stream from that step on (`recipes.pretrain` passes one): a resumed
+        run then sees exactly the batches the uninterrupted one saw. A plain
+        dataset is iterated from its first batch by every `fit` call.
+        """
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
         callbacks = [NonFiniteLossGuard()] + list(callbacks or [])
         checkpoints = [c for c in callbacks if isinstance(c, PretrainingCheckpoint)]
         for checkpoint in checkpoints:
             checkpoint.steps_per_epoch = steps_per_epoch
         saved = checkpoints[0].restore(self) if checkpoints else None
-        earlier = None
+        stream = x if callable(x) else (lambda step: x)
+        step, earlier = (saved or {}).get("global_step", 0), None
         if saved:
             initial_epoch = saved["epoch"]
             done = saved.get("step_in_epoch", 0) if steps_per_epoch else 0
             if done and initial_epoch < epochs:
                 earlier = super().fit(
-                    x, epochs=initial_epoch + 1, initial_epoch=initial_epoch,
+                    stream(step), epochs=initial_epoch + 1, initial_epoch=initial_epoch,
                     steps_per_epoch=steps_per_epoch - done, callbacks=callbacks, **kwargs,
                 )
+                step += steps_per_epoch - done
                 initial_epoch += 1
         history = super().fit(
-            x, epochs=epochs, initial_epoch=initial_epoch,
+            stream(step), epochs=epochs, initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch, callbacks=callbacks, **kwargs,
         )
         if earlier is not None:

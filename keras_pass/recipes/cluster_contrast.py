@@ -12,30 +12,36 @@ Each epoch (`PASS_cluster_contrast_reid`):
 
 `output_dir` receives `metrics.json` (one entry per epoch: loss, clusters,
 outliers, pseudo-label NMI against the true train ids (a diagnostic only),
-timings, mAP/rank-k), `best.weights.h5(.json)`, `latest.weights.h5` (resume
-state, with the optimizer), and at the end `backbone_preset/`. Every file is
-written atomically; re-running the same config resumes after the last
-finished epoch.
+timings, mAP/rank-k), `best.weights.h5`, `latest/` (resume state: weights
+with the optimizer, seed-generator states, the epoch; one folder swapped
+in atomically), and at the end `backbone_preset/`. Every file is written
+atomically; re-running the same config resumes after the last finished
+epoch, and does nothing after a finished run (`overwrite` trains again).
+A non-finite loss or weights stop the run (`NonFiniteLossError`) before
+anything is written.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import keras
+import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
 from keras_pass.backend.distribution import distribution_scope
 from keras_pass.backend.multihost import shard_global_batches
+from keras_pass.finite import NonFiniteLossGuard, check_finite_features
+from keras_pass.kill_hooks import kill_at_step_callbacks
+from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import (
     metrics_to_logs,
 )
 from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
-from keras_pass.reid.features import evaluate_model, extract_features
+from keras_pass.reid.features import evaluate_feature_sets, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
 from keras_pass.recipes.run_record import write_run_record
@@ -96,6 +102,8 @@ class USLConfig:
                                 "multi-process from KERAS_DISTRIBUTION_* (README: Scaling out).", "hardware",
                                 choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
+    overwrite: bool = setting(False, "Train again when output_dir holds a finished run (default: do "
+                              "nothing and say so).", "output")
 
     def check(self):
         check_pk_batch(self.batch_size, self.num_instances)
@@ -139,18 +147,53 @@ def make_optimizer(config):
 
 def _paths(config):
     join = lambda name: os.path.join(config.output_dir, name)  # noqa: E731
-    return {name: join(name) for name in ("metrics.json", "latest.weights.h5", "best.weights.h5")}
+    return {name: join(name) for name in OUTPUTS}
+
+
+OUTPUTS = ("metrics.json", "latest", "best.weights.h5", "backbone_preset")
+
+
+def _best(history):
+    """The best-mAP entry's summary, by the training loop's rule (first of
+    the highest)."""
+    best = None
+    for entry in history[1:]:
+        if "mAP" in entry and (best is None or entry["mAP"] > best["mAP"]):
+            best = {"epoch": entry["epoch"], "mAP": entry["mAP"], "rank1": entry.get("rank1")}
+    return best
 
 
 def _resume(model, paths):
-    """(history, best) of finished epochs; their weights are loaded."""
-    if not (os.path.isfile(paths["metrics.json"]) and os.path.isfile(paths["latest.weights.h5"])):
+    """(history, best) of the finished epochs of the last checkpoint, whose
+    weights, optimizer and random state are loaded. `metrics.json` is
+    written before the checkpoint, so it may hold one epoch more: that
+    epoch is trained again."""
+    state_path = os.path.join(paths["latest"], "state.json")
+    if not (os.path.isfile(paths["metrics.json"]) and os.path.isfile(state_path)):
         return [], None
-    with open(paths["metrics.json"]) as handle:
-        state = json.load(handle)
+    epoch = io.read_json(state_path)["epoch"]
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(paths["latest.weights.h5"])
-    return state["epochs"], state["best"]
+    model.load_weights(os.path.join(paths["latest"], "latest.weights.h5"))
+    restore_rng_state(model, os.path.join(paths["latest"], RNG_FILE))
+    history = [e for e in io.read_json(paths["metrics.json"])["epochs"] if e["epoch"] <= epoch]
+    return history, _best(history)
+
+
+def _save_checkpoint(model, paths, epoch):
+    io.check_finite_weights(model, f"to write to {paths['latest']}")
+    with io.atomic_directory(paths["latest"]) as staging:
+        model.save_weights(os.path.join(staging, "latest.weights.h5"))
+        save_rng_state(model, os.path.join(staging, RNG_FILE))
+        io.write_json(os.path.join(staging, "state.json"), {"epoch": epoch})
+
+
+def finished_history(config):
+    """The per-epoch entries of a finished run in `output_dir`, else None."""
+    paths = _paths(config)
+    if not (os.path.isfile(paths["metrics.json"]) and os.path.isdir(paths["backbone_preset"])):
+        return None
+    history = io.read_json(paths["metrics.json"])["epochs"]
+    return history if history and history[-1]["epoch"] >= config.epochs else None
 
 
 def _pseudo_labelled(train, features, config):
@@ -173,6 +216,7 @@ def _train_epoch(model, train, epoch, config):
     start = time.perf_counter()
     features = extract_features(model, train.paths, batch_size=config.test_batch_size,
                                 verbose=config.verbose > 1)
+    check_finite_features(features, f"of the train images before epoch {epoch + 1}")
     clustering, records, nmi = _pseudo_labelled(train, features, config)
     model.memory.reset(clustering.centroids)
     if config.verbose:
@@ -181,8 +225,9 @@ def _train_epoch(model, train, epoch, config):
         records, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
         seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding,
     )
-    history = model.fit(shard_global_batches(stream), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.iters,
-                        shuffle=False, verbose=config.verbose)
+    history = model.fit(shard_global_batches(stream), initial_epoch=epoch, epochs=epoch + 1,
+                        steps_per_epoch=config.iters, shuffle=False, verbose=config.verbose,
+                        callbacks=[NonFiniteLossGuard()] + kill_at_step_callbacks())
     return {
         "epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
         "clusters": clustering.num_clusters, "outliers": clustering.num_outliers,
@@ -192,15 +237,26 @@ def _train_epoch(model, train, epoch, config):
 
 
 def _evaluate(model, dataset, config):
-    results = evaluate_model(model, dataset.query, dataset.gallery,
-                             batch_size=config.test_batch_size, verbose=config.verbose > 1)
-    return metrics_to_logs(results)
+    features = [extract_features(model, split.paths, batch_size=config.test_batch_size,
+                                 verbose=config.verbose > 1) for split in (dataset.query, dataset.gallery)]
+    check_finite_features(np.concatenate(features), "of the query and gallery images")
+    return metrics_to_logs(evaluate_feature_sets(*features, dataset.query, dataset.gallery))
 
 
 def train_usl(config):
-    """Runs cluster-contrast training; returns the per-epoch log entries."""
+    """Runs (or resumes) cluster-contrast training; returns the per-epoch
+    log entries. A finished run is not redone unless `overwrite`."""
+    done = None if config.overwrite else finished_history(config)
+    if done is not None:
+        print(f"{config.output_dir} holds a finished run ({config.epochs} epochs, metrics.json); "
+              "nothing to do (--overwrite trains again, a larger --epochs continues).")
+        return done
+    with io.run_folder(config.output_dir):
+        return _train_usl(config)
+
+
+def _train_usl(config):
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
@@ -208,6 +264,8 @@ def train_usl(config):
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
     write_run_record(config.output_dir, config, "uda" if isinstance(config, UDAConfig) else "usl")
     paths = _paths(config)
+    if config.overwrite:
+        io.remove_paths(config.output_dir, OUTPUTS)
     history, best = _resume(model, paths)
     if not history:  # epoch 0: the starting model, for reference
         history = [{"epoch": 0, **_evaluate(model, dataset, config)}]
@@ -222,10 +280,9 @@ def train_usl(config):
             print(f"Epoch {epoch + 1} evaluation: mAP {100 * entry['mAP']:.1f}%, "
                   f"rank-1 {100 * entry.get('rank1', 0):.1f}%")
         history.append(entry)
-        io.save_weights(model, paths["latest.weights.h5"])
         io.write_json(paths["metrics.json"], {"epochs": history, "best": best, "config": config})
-    model.backbone.save_to_preset(os.path.join(config.output_dir, "backbone_preset"),
-                                  image_converter=image_converter_of(model))
+        _save_checkpoint(model, paths, epoch + 1)
+    model.backbone.save_to_preset(paths["backbone_preset"], image_converter=image_converter_of(model))
     return history
 
 

@@ -17,12 +17,14 @@ then, through the same loaders and recipes as real data:
    evaluates them.
 
 Everything lands under `output_dir` (data, presets, `metrics.json`,
-`pictures/`); re-running resumes what is there. The demo model is a small ViT
+`pictures/`); re-running resumes what is there and skips finished stages
+without touching their outputs. The demo model is a small ViT
 on 64x32 images with patch 8, not the paper's ViT-S at 256x128, and its
 hyper-parameters (in `DEMO_CONFIGS`) differ from the release where minutes
 of CPU need them to: see the comments there.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -162,13 +164,13 @@ def _pretrain_config(config, data, output_dir, seed, objective="pass"):
     )
 
 
-def _finetune(config, market, preset, output_dir, seed):
+def _finetune(config, market, preset, output_dir, seed, overwrite=False):
     from keras_pass.recipes.finetune import FinetuneConfig, finetune
 
     settings = dict(config["finetune"])
     return finetune(FinetuneConfig(
         data_root=market, output_dir=output_dir, preset=preset, image_size=config["image_size"],
-        stride=config["backbone"]["patch_size"], seed=seed, verbose=1, **settings,
+        stride=config["backbone"]["patch_size"], seed=seed, verbose=1, overwrite=overwrite, **settings,
     ))
 
 
@@ -229,11 +231,24 @@ def _record_run(output_dir, config, seed):
     return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")
 
 
-def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
+def _previous_metrics(path, mode, seed):
+    """What an earlier run of the same demo (mode and seed) recorded."""
+    from keras_pass import io
+
+    previous = io.read_json(path) if os.path.isfile(path) else {}
+    return previous if previous.get("mode") == mode and previous.get("seed") == seed else {}
+
+
+def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False):
     """Runs (or resumes) the demo; returns the metrics dict (also in
     `output_dir/metrics.json`). `seed` draws the data and every initial
     weight: the random init that both pre-trainings start from and that is
-    fine-tuned directly."""
+    fine-tuned directly.
+
+    Re-running skips every finished stage without touching its outputs
+    (`metrics.json` is written after each stage; the recipes skip finished
+    runs); a finished demo does nothing and says so. `overwrite=True`
+    redoes everything but the generated data."""
     import keras
 
     from keras_pass.models.backbone import PASSBackbone
@@ -241,10 +256,19 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
     from keras_pass import io
     from keras_pass.reid.datasets import market1501
 
-    config = DEMO_CONFIGS["quick" if quick else "full"]
+    mode = "quick" if quick else "full"
+    config = DEMO_CONFIGS[mode]
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    previous = {} if overwrite else _previous_metrics(metrics_path, mode, seed)
+    if "total" in previous.get("timings_s", {}):
+        print(f"demo: {output_dir} holds a finished {mode} demo (metrics.json); nothing to do "
+              "(--overwrite runs it again).\n\n" + format_table(previous))
+        return previous
     pictures = os.path.join(output_dir, "pictures")
     os.makedirs(pictures, exist_ok=True)
-    started, timings = time.time(), {}
+    io.clean_interrupted_writes(output_dir)
+    started = time.time()
+    timings = dict(previous.get("timings_s", {}))
     _record_run(output_dir, config, seed)
 
     _stage(1, 6, "generating pedestrians (Market-1501 and LUPerson-style folders)")
@@ -252,49 +276,67 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0):
                                         config["image_size"], seed)
     dataset = market1501(market)
     print(dataset.summary())
-    timings["data"] = time.time() - started
+    timings.setdefault("data", time.time() - started)
 
-    metrics = {"seed": seed, "part_attention": {}}
+    metrics = {"seed": seed, "mode": mode, "part_attention": dict(previous.get("part_attention", {}))}
+    metrics.update({k: v for k, v in previous.items() if k.endswith(("_knn", "_finetuned"))})
     presets = {}
 
-    def evaluate_start(start, backbone):
+    earlier_runs = timings.pop("so_far", 0.0)  # wall time of interrupted earlier runs
+
+    def save_progress():
+        timings["so_far"] = earlier_runs + time.time() - started
+        io.write_json(metrics_path, {**metrics, "timings_s": timings})
+
+    def evaluate_start(start, load_backbone):
+        picture = os.path.join(pictures, f"attention_{start}.png")
+        if f"{start}_knn" in metrics and start in metrics["part_attention"] and os.path.isfile(picture):
+            print(f"{_TITLES[start]}: evaluated before (metrics.json), kept")
+            return
+        backbone = load_backbone()
         metrics[f"{start}_knn"] = _summary(knn_results(backbone, dataset))
-        share, chance = attention_picture(backbone, dataset, os.path.join(pictures, f"attention_{start}.png"))
+        share, chance = attention_picture(backbone, dataset, picture)
         metrics["part_attention"][start] = {"share": share.tolist(), "chance": chance.tolist()}
+        save_progress()
 
     _stage(2, 6, "random initialisation: kNN retrieval and attention")
     pretrain_configs = {objective: _pretrain_config(config, unlabeled, os.path.join(output_dir, f"pretrain_{objective}"),
                                                     seed, objective) for objective in ("pass", "dino")}
-    keras.utils.set_random_seed(seed)  # the same initial weights as pre-training's student
-    random_init = build_backbone(pretrain_configs["pass"])
     presets["random_init"] = os.path.join(output_dir, "random_init_preset")
-    random_init.save_to_preset(presets["random_init"])
-    evaluate_start("random_init", random_init)
+    if overwrite or not os.path.isdir(presets["random_init"]):
+        keras.utils.set_random_seed(seed)  # the same initial weights as pre-training's student
+        build_backbone(pretrain_configs["pass"]).save_to_preset(presets["random_init"])
+    evaluate_start("random_init", lambda: PASSBackbone.from_preset(presets["random_init"]))
 
     for number, objective in ((3, "pass"), (4, "dino")):
         _stage(number, 6, f"{_TITLES[objective]} pre-training on the unlabeled folder (same budget)")
         tick = time.time()
-        pretrain(pretrain_configs[objective])
-        timings[f"pretrain_{objective}"] = time.time() - tick
+        model, _ = pretrain(dataclasses.replace(pretrain_configs[objective], overwrite=overwrite))
+        if model is not None or f"pretrain_{objective}" not in timings:  # trained now
+            timings[f"pretrain_{objective}"] = time.time() - tick
         presets[objective] = os.path.join(pretrain_configs[objective].output_dir, "teacher_preset")
-        evaluate_start(objective, PASSBackbone.from_preset(presets[objective]))
+        evaluate_start(objective, lambda: PASSBackbone.from_preset(presets[objective]))
 
     _stage(5, 6, "supervised fine-tuning, the same recipe from each start")
-    tick = time.time()
     finetune_dirs = {_TITLES[start]: os.path.join(output_dir, f"finetune_{start}") for start in STARTS}
     for start in ("pass", "dino", "random_init"):
+        if f"{start}_finetuned" in metrics and not overwrite and os.path.isfile(
+                os.path.join(finetune_dirs[_TITLES[start]], "results.json")):
+            continue
+        tick = time.time()
         metrics[f"{start}_finetuned"] = _summary(
-            _finetune(config, market, presets[start], finetune_dirs[_TITLES[start]], seed))
-    timings["finetune"] = time.time() - tick
+            _finetune(config, market, presets[start], finetune_dirs[_TITLES[start]], seed, overwrite))
+        timings[f"finetune_{start}"] = time.time() - tick
+        save_progress()
 
     _stage(6, 6, "pictures and metrics")
     _curves({_TITLES[o]: c.output_dir for o, c in pretrain_configs.items()}, finetune_dirs,
             os.path.join(pictures, "training_curves.png"))
     _ranking_picture(finetune_dirs["PASS"], dataset, config["image_size"], os.path.join(pictures, "ranking_pass.png"))
-    timings["total"] = time.time() - started
-    metrics.update(timings_s=timings, config=config, mode="quick" if quick else "full",
-                   backend=keras.config.backend())
-    io.write_json(os.path.join(output_dir, "metrics.json"), metrics)
+    timings.pop("so_far", None)
+    timings["total"] = earlier_runs + time.time() - started
+    metrics.update(timings_s=timings, config=config, backend=keras.config.backend())
+    io.write_json(metrics_path, metrics)
     print("\n" + format_table(metrics))
     print(f"\nwrote {output_dir}/metrics.json and {pictures}/ in {timings['total'] / 60:.1f} min")
     return metrics

@@ -11,7 +11,9 @@ the P x K stream with the warm-up + cosine SGD, evaluates every
     backbone_preset/      the fine-tuned backbone as a KerasHub preset
     history.csv, results.json
 
-Re-running with the same `output_dir` resumes an interrupted run.
+Re-running with the same `output_dir` resumes an interrupted run at its
+last finished epoch (weights, optimizer, random state, data position) and
+does nothing after a finished one (`overwrite=True` trains again).
 Defaults reproduce `PASS_transreid/configs/market/vit_small.yml` + seed 42.
 """
 
@@ -24,9 +26,11 @@ from keras_pass import io
 from keras_pass.backend.distribution import distribution_scope
 from keras_pass.backend.multihost import shard_global_batches
 from keras_pass.backend.processes import is_writer, writer_callback
+from keras_pass.finite import NonFiniteLossGuard
+from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
-from keras_pass.reid.data import make_train_dataset
+from keras_pass.reid.data import PKSampler, make_train_dataset
 from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
 from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
@@ -83,6 +87,8 @@ class FinetuneConfig:
                                 "are mined over the global batch.", "hardware",
                                 choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
+    overwrite: bool = setting(False, "Train again when output_dir holds a finished run (default: do "
+                              "nothing and say so).", "output")
 
     def check(self):
         check_pk_batch(self.batch_size, self.num_instances)
@@ -98,21 +104,46 @@ def build_model(config, num_classes):
     return ReIDModel(load_training_backbone(config), num_classes, **head)
 
 
+OUTPUTS = ("backup", "best.weights.h5", "best.weights.h5.json", "final.keras", "backbone_preset",
+           "history.csv", "results.json")
+
+
+def finished_results(config):
+    """The final results of a finished run in `output_dir`, else None."""
+    path = os.path.join(config.output_dir, "results.json")
+    return io.read_json(path)["final"] if os.path.isfile(path) else None
+
+
 def finetune(config):
-    """Runs the recipe; returns the final evaluation results."""
+    """Runs the recipe (or resumes it); returns the final evaluation results.
+    A finished run (its `results.json`) is not redone unless `overwrite`."""
+    done = None if config.overwrite else finished_results(config)
+    if done is not None:
+        print(f"finetune: {config.output_dir} holds a finished run (results.json); nothing to do "
+              "(--overwrite trains again).")
+        return done
+    with io.run_folder(config.output_dir):
+        return _train(config)
+
+
+def _train(config):
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
     model = build_model(config, dataset.num_train_ids)
     write_run_record(config.output_dir, config, "finetune")
     backup_dir = os.path.join(config.output_dir, "backup")
-    train, steps = make_train_dataset(
-        dataset.train, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
-        seed=config.seed, first_epoch=read_backup_epoch(backup_dir),
-    )
-    steps, train = config.steps_per_epoch or steps, shard_global_batches(train)
+    if config.overwrite:
+        io.remove_paths(config.output_dir, OUTPUTS)
+    first_epoch = read_backup_epoch(backup_dir)
+    image_size = tuple(model.backbone.image_shape[:2])
+    steps = config.steps_per_epoch or PKSampler(
+        dataset.train.pids, config.batch_size, config.num_instances).steps_per_epoch
+    # Keras draws `steps` batches per epoch from one endless stream: resume at its batch.
+    train, _ = make_train_dataset(dataset.train, image_size, config.batch_size, config.num_instances,
+                                  seed=config.seed, first_batch=first_epoch * steps)
+    train = shard_global_batches(train)
     model.compile(
         optimizer=make_optimizer(
             steps, config.epochs, config.base_lr, config.bias_lr_factor, config.weight_decay,
@@ -125,11 +156,15 @@ def finetune(config):
         rerank=config.rerank, verbose=config.verbose,
         best_checkpoint=os.path.join(config.output_dir, "best.weights.h5"),
     )
-    callbacks = [
+    history_path = os.path.join(config.output_dir, "history.csv")
+    keep_history_rows(history_path, first_epoch)
+    os.makedirs(config.output_dir, exist_ok=True)
+    callbacks = [  # the guard first; the history row of an epoch before its backup
+        NonFiniteLossGuard(),
         evaluation,
+        writer_callback(keras.callbacks.CSVLogger(history_path, append=True)),
         AtomicBackupAndRestore(backup_dir, delete_checkpoint=is_writer()),
-        writer_callback(keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"), append=True)),
-    ]
+    ] + kill_at_step_callbacks()
     model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
               shuffle=False, verbose=config.verbose)
     results = evaluation.last_results or evaluate_model(
@@ -137,6 +172,28 @@ def finetune(config):
     _save_outputs(model, config, results, evaluation.best)
     print(format_results(results, title=f"{dataset.name} (final epoch{', re-ranked' if config.rerank else ''})"))
     return results
+
+
+def keep_history_rows(path, epochs):
+    """Keeps the rows of the first `epochs` epochs of `history.csv`: the
+    epochs a resumed run trains again are logged once, by that run."""
+    if not os.path.isfile(path) or not is_writer():
+        return
+    with open(path) as handle:
+        lines = handle.read().splitlines(keepends=True)
+    if epochs == 0:
+        os.remove(path)
+        return
+    kept = lines[:1] + [line for line in lines[1:] if _row_epoch(line) < epochs]
+    if kept != lines:
+        io.write_text(path, "".join(kept))
+
+
+def _row_epoch(line):
+    try:
+        return int(line.split(",", 1)[0])
+    except ValueError:  # a row cut by a kill
+        return float("inf")
 
 
 def _save_outputs(model, config, results, best):

@@ -6,7 +6,7 @@ trains with `model.fit`, and writes under `output_dir`:
 
     checkpoint/        resumable state (student, teacher, centers, optimizer)
     logs/              TensorBoard
-    history.json       per-epoch metrics of every (resumed) run
+    history.json       per-epoch metrics, written at every epoch end
     teacher_preset/    the teacher backbone: what users fine-tune from
     student_preset/
 
@@ -16,8 +16,10 @@ image, with `local_crops_per_part` x the backbone's parts local crops at
 half `local_scale`, i.e. the same crop areas in image terms: PASS's
 (0.1, 0.8) of a half-height region is DINO's (0.05, 0.4)).
 
-Re-running with the same `output_dir` resumes: the weights from the last
-saved step, the data stream from that epoch. Defaults reproduce
+Re-running with the same `output_dir` resumes exactly: the whole state of
+the last saved step and the data stream at that step (bit-identical to an
+uninterrupted run: tests/pretraining/exact_resume_test.py); re-running a
+finished run does nothing (`overwrite=True` trains again). Defaults reproduce
 `PASS/script/vit-s_full_lup-pass.sh` (with the global batch you choose; the
 release used 8 x 128).
 """
@@ -33,7 +35,8 @@ from keras_pass.backend.distribution import DISTRIBUTIONS, distribution_scope
 from keras_pass.backend.processes import data_shard, writer_callback
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
-from keras_pass.pretraining.callbacks import pass_schedules
+from keras_pass.kill_hooks import kill_at_step_callbacks
+from keras_pass.pretraining.callbacks import EpochHistoryFile, pass_schedules
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.trainer import (
@@ -117,6 +120,8 @@ class PretrainConfig:
 
     def check(self):  # a preset's own size is known once it is loaded
         check_crop_fits(self.local_size, self.image_size or (None if self.preset else DEFAULT_IMAGE_SIZE))
+    overwrite: bool = setting(False, "Train again when output_dir holds a finished run (default: do "
+                              "nothing and say so).", "output")
 
 
 def build_backbone(config):
@@ -151,11 +156,35 @@ def crop_regions(config, num_parts):
                 local_scale=config.local_scale)
 
 
+OUTPUTS = ("checkpoint", "logs", "history.json", "teacher_preset", "student_preset")
+
+
+def _finished(config, checkpoint):
+    """True if `output_dir` holds this run finished: its last checkpoint at
+    the end of epoch `epochs`, presets and history written."""
+    state = checkpoint.saved_state()
+    written = all(os.path.exists(os.path.join(config.output_dir, name)) for name in OUTPUTS[2:])
+    return bool(state and written and state["epoch"] >= config.epochs and not state.get("step_in_epoch"))
+
+
 def pretrain(config):
-    """Runs (or resumes) pre-training; returns (model, history)."""
-    keras.utils.set_random_seed(config.seed)
+    """Runs (or resumes) pre-training; returns (model, history). A finished
+    run is not redone unless `overwrite`: then (None, the saved history
+    dict) is returned and nothing is touched."""
     checkpoint = PretrainingCheckpoint(os.path.join(config.output_dir, "checkpoint"), config.save_freq)
-    saved = checkpoint.saved_state() or {}
+    history_path = os.path.join(config.output_dir, "history.json")
+    if not config.overwrite and _finished(config, checkpoint):
+        print(f"pretrain: {config.output_dir} holds a finished run ({config.epochs} epochs); nothing "
+              "to do (--overwrite trains again, a larger --epochs continues).")
+        return None, io.read_json(history_path)
+    with io.run_folder(config.output_dir):
+        if config.overwrite:
+            io.remove_paths(config.output_dir, OUTPUTS)
+        return _train(config, checkpoint, history_path)
+
+
+def _train(config, checkpoint, history_path):
+    keras.utils.set_random_seed(config.seed)
     with distribution_scope(config.distribution):
         backbone = build_backbone(config)
         model = PASSPretrainer(
@@ -165,15 +194,9 @@ def pretrain(config):
             objective=config.objective,
         )
         model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
-    global_size, local_size = crop_sizes(config, backbone)
-    dataset = make_pass_dataset(
-        config.data, config.batch_size, global_size=global_size,
-        local_size=local_size, global_scale=config.global_scale,
-        view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
-        initial_epoch=saved.get("epoch", 0), **crop_regions(config, backbone.num_parts), **data_shard(),
-    )
+    stream = _stream(config, backbone)
     write_run_record(config.output_dir, config, "pretrain")  # once the data are known to be readable
-    steps = config.steps_per_epoch or dataset.steps_per_epoch
+    steps = config.steps_per_epoch or stream.data_steps
     callbacks = pass_schedules(
         config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
         warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
@@ -181,19 +204,39 @@ def pretrain(config):
         warmup_teacher_temp=config.warmup_teacher_temp,
         warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs,
         freeze_last_layer_epochs=config.freeze_last_layer_epochs,
-    ) + [checkpoint, writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))]
-    history = model.fit(
-        dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-        verbose=config.verbose,
-    )
+    ) + [EpochHistoryFile(history_path), checkpoint,
+         writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))
+         ] + kill_at_step_callbacks()
+    history = model.fit(stream, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                        verbose=config.verbose)
     model.save_teacher_preset(os.path.join(config.output_dir, "teacher_preset"))
     model.student_backbone.save_to_preset(os.path.join(config.output_dir, "student_preset"))
-    _append_history(os.path.join(config.output_dir, "history.json"), history.history)
     return model, history
 
 
-def _append_history(path, history):
-    """Keeps the curves of every (resumed) run in one file, atomically."""
-    previous = io.read_json(path) if os.path.exists(path) else {}
-    merged = {k: previous.get(k, []) + [float(x) for x in v] for k, v in history.items()}
-    io.write_json(path, merged, indent=None)
+def _stream(config, backbone):
+    """The data stream as a function of the global step (what
+    `PASSPretrainer.fit` resumes with): data epoch `step // data_steps`,
+    then its first `step % data_steps` batches skipped. Keras draws
+    `steps_per_epoch` batches per fit epoch from one endless stream, so fit
+    and data epochs need not coincide. The skip decodes those batches again
+    (at most one data epoch: the cost of an exact mid-epoch resume)."""
+    global_size, local_size = crop_sizes(config, backbone)
+
+    def dataset(epoch):
+        return make_pass_dataset(
+            config.data, config.batch_size, global_size=global_size,
+            local_size=local_size, global_scale=config.global_scale,
+            view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
+            initial_epoch=epoch, **crop_regions(config, backbone.num_parts), **data_shard(),
+        )
+
+    first = dataset(0)
+
+    def from_step(step):
+        epoch, offset = divmod(step, first.steps_per_epoch)
+        stream = first if epoch == 0 else dataset(epoch)
+        return stream.skip(offset) if offset else stream
+
+    from_step.data_steps = first.steps_per_epoch
+    return from_step

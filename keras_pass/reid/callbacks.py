@@ -6,9 +6,13 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from keras_pass import io
-from keras_pass.reid.features import evaluate_model
+from keras_pass.backend.train_steps import sync_state_for_callbacks
+from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
+from keras_pass.finite import check_finite_features
+from keras_pass.reid.features import evaluate_feature_sets, extract_features
 
 
 # Earlier names of the `keras_pass.io` writers, kept importable.
@@ -65,10 +69,11 @@ class ReIDEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self._due(epoch):
             return
-        results = evaluate_model(
-            self.model, self.query, self.gallery, self.image_size, self.batch_size,
-            rerank=self.rerank, verbose=self.verbose > 1,
-        )
+        features = [extract_features(self.model, split.paths, self.image_size, self.batch_size,
+                                     self.verbose > 1) for split in (self.query, self.gallery)]
+        check_finite_features(np.concatenate(features), f"after epoch {epoch + 1}")
+        results = evaluate_feature_sets(*features, self.query, self.gallery, self.rerank,
+                                        verbose=self.verbose > 1)
         self.last_results = results
         metrics = metrics_to_logs(results)
         if logs is not None:
@@ -86,7 +91,9 @@ class ReIDEvaluation(keras.callbacks.Callback):
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` with crash-safe writes.
 
-    Weights (with the optimizer state) and the epoch counter are written
+    Weights (with the optimizer state), the seed-generator states (drop
+    path: not in `save_weights`, so a plain backup resumes with the initial
+    ones) and the epoch counter are written
     into a fresh folder that then replaces `backup_dir/latest` by renames,
     so an interruption never leaves a half-written or mismatched pair. This
     overrides the Keras 3 callback's `_save_model` (a private hook, kept in
@@ -108,10 +115,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         self._recover()
         super().on_train_begin(logs)
+        rng_path = os.path.join(self._latest, RNG_FILE)
+        if os.path.isfile(rng_path):
+            restore_rng_state(self.model, rng_path)
 
     def _save_model(self):
+        sync_state_for_callbacks(self.model)
+        io.check_finite_weights(self.model, self._latest)
         with io.atomic_directory(self._latest) as staging:
             self.model.save_weights(os.path.join(staging, "latest.weights.h5"))
+            save_rng_state(self.model, os.path.join(staging, RNG_FILE))
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
             with open(os.path.join(staging, "training_metadata.json"), "w") as handle:
                 json.dump(metadata, handle)

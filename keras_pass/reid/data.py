@@ -76,11 +76,16 @@ class PKSampler:
             available = [i for i in available if chunks[i]]
         return np.concatenate(batches).astype(np.int64)
 
-    def batches(self, first_epoch=0):
-        """Infinite generator of index batches, epoch after epoch."""
+    def batches(self, first_epoch=0, first_batch=0):
+        """Infinite generator of index batches, epoch after epoch, from
+        batch `first_batch` of the stream that starts at `first_epoch` (a
+        resumed run continues where the interrupted one stopped)."""
         epoch = first_epoch
         while True:
-            yield from self.epoch_indices(epoch).reshape(-1, self.batch_size)
+            batches = self.epoch_indices(epoch).reshape(-1, self.batch_size)
+            skipped = min(first_batch, len(batches))
+            first_batch -= skipped
+            yield from batches[skipped:]
             epoch += 1
 
 
@@ -143,19 +148,23 @@ def test_transform(image, image_size=(256, 128), mean=IMAGE_MEAN, std=IMAGE_STD)
 
 
 def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instances=4,
-                       seed=0, first_epoch=0, **transform_kwargs):
+                       seed=0, first_epoch=0, first_batch=0, **transform_kwargs):
     """`(dataset, steps_per_epoch)`: an endless stream of `(images, pids)`
     P x K batches; train pids must already be relabelled 0..N-1. Unreadable
-    files are left out with a warning naming them (`readable_images`)."""
+    files are left out with a warning naming them (`readable_images`).
+
+    `first_batch` > 0 starts the stream at that batch, with the same
+    indices and augmentations (seeded by stream position) as an
+    uninterrupted stream has there: what an exact resume needs."""
     records = readable_train_records(records)
     sampler = PKSampler(records.pids, batch_size, num_instances, seed)
     paths = tf.constant(records.paths)
     pids = tf.constant(records.pids, tf.int32)
     indices = tf.data.Dataset.from_generator(
-        lambda: sampler.batches(first_epoch),
+        lambda: sampler.batches(first_epoch, first_batch),
         output_signature=tf.TensorSpec((batch_size,), tf.int64),
     ).unbatch()
-    stream = tf.data.Dataset.zip(indices, tf.data.Dataset.counter())
+    stream = tf.data.Dataset.zip(indices, tf.data.Dataset.counter(first_batch * batch_size))
 
     def load(index, position):
         image_seed = tf.stack([tf.cast(seed, tf.int64), position])

@@ -10,7 +10,10 @@ from keras_pass import PASSBackbone
 from keras_pass.data.synthetic import write_market1501
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.trainer import UDAConfig, USLConfig, make_optimizer, train_uda, train_usl
+from keras_pass.cli.main import main as cli_main
+from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from tests.helpers import TINY_BACKBONE
+from tests.recipes.finetune_test import all_finite, digests
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +45,33 @@ def test_usl_runs_writes_metrics_and_resumes(target, tmp_path):
     for entry in history[1:]:
         assert entry["clusters"] >= 4 and 0 <= entry["pseudo_label_nmi"] <= 1
         assert np.isfinite(entry["loss"]) and 0 <= entry["mAP"] <= 1
-    for name in ("best.weights.h5", "latest.weights.h5", "backbone_preset"):
+    for name in ("best.weights.h5", "latest/latest.weights.h5", "backbone_preset"):
         assert os.path.exists(tmp_path / name)
+    # a finished run is not redone
+    before = digests(tmp_path)
+    assert train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=2)) == history
+    assert digests(tmp_path) == before
     # resume: the two finished epochs are kept, one more is trained
     resumed = train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=3))
     assert resumed[:3] == history and resumed[3]["epoch"] == 3
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_usl_with_a_huge_lr_stops_and_writes_no_non_finite_file(target, tmp_path, capsys):
+    data, preset = target
+    with pytest.raises(NonFiniteLossError):
+        train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=2, lr=1e9, optimizer="sgd"))
+    written = digests(tmp_path)
+    assert "backbone_preset/model.weights.h5" not in written
+    assert all(all_finite(tmp_path / name) for name in written if name.endswith(".h5"))
+    status = cli_main(["usl", f"--data_root={data}", f"--preset={preset}",
+                       f"--output_dir={tmp_path / 'cli'}", "--image_size=64,32", "--iters=2",
+                       "--batch_size=8", "--num_instances=2", "--k1=10", "--k2=3", "--min_samples=2",
+                       "--drop_path_rate=0", "--epochs=1", "--lr=1e9", "--verbose=0"])
+    assert status == EXIT_NON_FINITE_LOSS and "stopped" in capsys.readouterr().err
+
+
 def test_uda_uses_fresh_multi_necks(target, tmp_path):
     data, preset = target
     config = tiny_config(UDAConfig, data, preset, tmp_path, epochs=1, feature_fusion="mean")

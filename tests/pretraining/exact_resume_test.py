@@ -1,0 +1,48 @@
+"""A real pre-training run (`recipes.pretrain` on generated images, a
+subprocess) killed inside a checkpoint's folder swap, then re-run, ends
+bit-identical to the uninterrupted run:
+weights, optimizer, teacher, centers, random state, epoch metrics and the
+history file. Kills are `os._exit` from `keras_pass.kill_hooks` (no
+cleanup, no final save, like SIGKILL)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_pass import io
+from keras_pass.data.synthetic import write_unlabeled
+from keras_pass.kill_hooks import KILL_STATUS
+from keras_pass.recipes.pretrain import pretrain
+from tests.helpers import REPO_ROOT
+from tests.pretraining.tiny_recipe_run import tiny_config
+from tests.state_files import assert_same_state_files
+
+pytestmark = pytest.mark.slow
+
+
+def _run(data, output_dir, expect=0, **kill):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT, **kill}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.pretraining.tiny_recipe_run", data, str(output_dir)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == expect, result.stderr[-3000:]
+
+
+def test_pretraining_killed_inside_a_checkpoint_swap_resumes_bit_identical(tmp_path):
+    data = str(tmp_path / "data")
+    write_unlabeled(data, num_identities=4, views=(2, 2), image_size=(64, 32), seed=5)
+    pretrain(tiny_config(data, tmp_path / "reference"))
+    run = tmp_path / "killed"
+    # Killed in the epoch-end checkpoint of step 3, between the swap's renames:
+    # the step-2 checkpoint (mid fit epoch, mid data epoch) must come back,
+    # and the history entry of epoch 1, already written, be written again.
+    _run(data, run, KILL_STATUS, KERAS_PASS_KILL_AT="swap", KERAS_PASS_KILL_AT_COUNT="1")
+    assert not (run / "checkpoint" / "latest").exists() and (run / "history.json").exists()
+    assert not (run / "teacher_preset").exists()
+    pretrain(tiny_config(data, run))
+    assert io.read_json(run / "history.json") == io.read_json(tmp_path / "reference" / "history.json")
+    assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))
+    assert not [n for _, _, files in os.walk(run) for n in files + _ if n.startswith(io.TEMP_PREFIX)]
+    assert not [n for _, dirs, _ in os.walk(run) for n in dirs if n.startswith(io.OLD_PREFIX)]

@@ -1,0 +1,139 @@
+"""`recipes.finetune`: a NaN stop that writes nothing, idempotent re-runs,
+history rows logged once, interrupted writes cleaned at the next start."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from keras_pass import PASSBackbone
+from keras_pass.cli.main import main as cli_main
+from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
+from keras_pass.recipes.finetune import FinetuneConfig, finetune
+from keras_pass.kill_hooks import KILL_STATUS
+from keras_pass.reid.callbacks import AtomicBackupAndRestore, read_backup_epoch
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501
+from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
+from tests.state_files import assert_same_state_files
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    make_market1501(root / "data", size=(64, 32))
+    PASSBackbone(**TINY_BACKBONE).save_to_preset(str(root / "preset"))
+    return str(root / "data"), str(root / "preset")
+
+
+def tiny(market, output_dir, **kwargs):
+    data, preset = market
+    settings = dict(image_size=(64, 32), epochs=2, batch_size=8, num_instances=2, steps_per_epoch=2,
+                    warmup_epochs=1, eval_every=2, verbose=0)
+    return FinetuneConfig(data_root=data, output_dir=str(output_dir), preset=preset,
+                          **{**settings, **kwargs})
+
+
+def digests(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
+    return found
+
+
+def all_finite(path):
+    """True if every float array in an `.h5` file is finite."""
+    arrays = []
+    with h5py.File(path) as handle:
+        handle.visititems(lambda _, item: arrays.append(np.asarray(item))
+                          if isinstance(item, h5py.Dataset) and item.dtype.kind == "f" else None)
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+@pytest.mark.slow
+def test_huge_lr_stops_and_leaves_the_last_backup_as_it_was(market, tmp_path, monkeypatch):
+    # A run that keeps its epoch-1 backup (the callback's deletion at the end is skipped).
+    monkeypatch.setattr(AtomicBackupAndRestore, "on_train_end", lambda self, logs=None: None)
+    finetune(tiny(market, tmp_path, epochs=1, eval_every=1))
+    os.remove(tmp_path / "results.json")  # not finished: the next run resumes from the backup
+    before = digests(tmp_path)
+    assert "backup/latest/latest.weights.h5" in before
+    with pytest.raises(NonFiniteLossError, match="at step|Expected finite weights"):
+        finetune(tiny(market, tmp_path, epochs=3, base_lr=1e9))
+    after = digests(tmp_path)
+    assert {k: v for k, v in after.items() if k != "history.csv"} == \
+        {k: v for k, v in before.items() if k != "history.csv"}
+    assert all(all_finite(tmp_path / name) for name in after if name.endswith(".h5"))
+
+
+@pytest.mark.slow
+def test_huge_lr_through_the_cli_is_exit_3_and_writes_no_non_finite_file(market, tmp_path, capsys):
+    data, preset = market
+    out = tmp_path / "out"
+    status = cli_main(["finetune", f"--data_root={data}", f"--preset={preset}", f"--output_dir={out}",
+                       "--image_size=64,32", "--epochs=2", "--batch_size=8", "--num_instances=2",
+                       "--steps_per_epoch=2", "--warmup_epochs=1", "--base_lr=1e9", "--verbose=0"])
+    assert status == EXIT_NON_FINITE_LOSS
+    err = capsys.readouterr().err
+    assert err.startswith("keras-pass finetune: stopped: ") and "Traceback" not in err
+    assert "nan" in err.splitlines()[0].lower()
+    written = digests(out) if out.exists() else {}
+    assert not {"final.keras", "results.json", "best.weights.h5"} & set(written)
+    assert all(all_finite(out / name) for name in written if name.endswith(".h5"))
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_not_redone_unless_overwrite(market, tmp_path, capsys):
+    first = finetune(tiny(market, tmp_path))
+    with open(tmp_path / "history.csv") as handle:
+        rows = handle.read().splitlines()
+    assert len(rows) == 3  # header + 2 epochs
+    before = digests(tmp_path)
+    capsys.readouterr()
+    again = finetune(tiny(market, tmp_path))
+    assert "nothing to do" in capsys.readouterr().out
+    assert digests(tmp_path) == before
+    assert again["mAP"] == pytest.approx(first["mAP"])
+    redone = finetune(tiny(market, tmp_path, overwrite=True))
+    with open(tmp_path / "history.csv") as handle:
+        assert len(handle.read().splitlines()) == 3  # rows of the redone run only, once
+    assert redone["mAP"] == pytest.approx(first["mAP"])  # same seed, same run
+
+
+def test_interrupted_writes_are_cleaned_and_a_failed_run_leaves_no_folder(market, tmp_path):
+    out = tmp_path / "out"
+    (out / "backup").mkdir(parents=True)
+    stale = [out / ".kp-tmp-0a1b2c3d-final.keras", out / "backup" / ".kp-tmp-0a1b2c3d-latest"]
+    stale[0].write_bytes(b"half")
+    stale[1].mkdir()
+    with pytest.raises(ValueError):
+        finetune(tiny(market, out, dataset="dukemtmc"))  # bad input: no DukeMTMC there
+    assert not any(path.exists() for path in stale)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ValueError):
+        finetune(tiny(market, fresh, dataset="dukemtmc"))
+    assert not fresh.exists()
+
+
+@pytest.mark.slow
+def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
+    data, preset = market
+    finetune(tiny_run_config(data, preset, tmp_path / "reference"))
+    run = tmp_path / "killed"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT,
+           "KERAS_PASS_KILL_AT_STEP": "3"}  # epoch 2 of 3, after its first step
+    result = subprocess.run([sys.executable, "-m", "tests.recipes.tiny_finetune_run", data, preset, str(run)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == KILL_STATUS, result.stderr[-3000:]
+    assert read_backup_epoch(str(run / "backup")) == 1
+    finetune(tiny_run_config(data, preset, run))
+    assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))
+    with open(tmp_path / "reference" / "history.csv") as a, open(run / "history.csv") as b:
+        assert a.read() == b.read()  # every epoch once, same values
