@@ -39,6 +39,7 @@ from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.pretraining.callbacks import EpochHistoryFile, pass_schedules
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
+from keras_pass.pretraining.shards import is_shard_folder
 from keras_pass.pretraining.trainer import (
     OBJECTIVES,
     RELEASE_OUT_DIM,
@@ -217,24 +218,30 @@ def _train(config, checkpoint, history_path):
 def _stream(config, backbone):
     """The data stream as a function of the global step (what
     `PASSPretrainer.fit` resumes with): data epoch `step // data_steps`,
-    then its first `step % data_steps` batches skipped. Keras draws
+    then its first `step % data_steps` batches left out. Keras draws
     `steps_per_epoch` batches per fit epoch from one endless stream, so fit
-    and data epochs need not coincide. The skip decodes those batches again
-    (at most one data epoch: the cost of an exact mid-epoch resume)."""
+    and data epochs need not coincide. A shard folder starts at that
+    position without reading what comes before; an image folder skips the
+    batches, decoding them again (at most one data epoch: the cost of an
+    exact mid-epoch resume)."""
     global_size, local_size = crop_sizes(config, backbone)
+    local_batch = config.batch_size // data_shard().get("num_shards", 1)
 
-    def dataset(epoch):
+    def dataset(epoch, position=0):
         return make_pass_dataset(
             config.data, config.batch_size, global_size=global_size,
             local_size=local_size, global_scale=config.global_scale,
             view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
-            initial_epoch=epoch, **crop_regions(config, backbone.num_parts), **data_shard(),
+            initial_epoch=epoch, **({"initial_position": position} if position else {}),
+            **crop_regions(config, backbone.num_parts), **data_shard(),
         )
 
     first = dataset(0)
 
     def from_step(step):
         epoch, offset = divmod(step, first.steps_per_epoch)
+        if offset and is_shard_folder(config.data):
+            return dataset(epoch, offset * local_batch)
         stream = first if epoch == 0 else dataset(epoch)
         return stream.skip(offset) if offset else stream
 

@@ -80,3 +80,21 @@ def test_make_pass_dataset_reads_shards_and_resumes_mid_epoch(shard_dir):
         np.testing.assert_array_equal(got["global_crops"], expected)
     with pytest.raises(ValueError, match="initial_position a multiple of 4"):
         make_pass_dataset(shard_dir, 4, seed=1, initial_position=3, **SMALL)
+
+
+def test_the_pretrain_recipe_resumes_a_shard_folder_by_position(shard_dir, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from keras_pass.recipes import pretrain as recipe
+
+    config = recipe.PretrainConfig(data=shard_dir, output_dir=str(tmp_path), batch_size=4, seed=1,
+                                   local_size=(8, 4), local_crops_per_part=1, view_augmentations="none")
+    backbone = SimpleNamespace(image_shape=(16, 8, 3), num_parts=3)
+    calls = []
+    reader = recipe.make_pass_dataset
+    monkeypatch.setattr(recipe, "make_pass_dataset", lambda *a, **k: calls.append(k) or reader(*a, **k))
+    stream = recipe._stream(config, backbone)
+    uninterrupted = [b["global_crops"] for b in stream(0).take(7).as_numpy_iterator()]
+    resumed = [b["global_crops"] for b in stream(6).take(1).as_numpy_iterator()]  # epoch 1, batch 2
+    np.testing.assert_array_equal(resumed[0], uninterrupted[6])
+    assert calls[-1]["initial_epoch"] == 1 and calls[-1]["initial_position"] == 8  # not re-read
