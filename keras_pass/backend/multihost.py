@@ -1,6 +1,7 @@
 """What a multi-process JAX run needs beyond `keras.distribution`:
-each process's slice of a ready-made global batch stream, and inference
-whose features every process gets whole (evaluation gathers them).
+inference whose features every process gets whole (evaluation gathers
+them; the training streams slice their batches themselves, before
+decoding: `data_shard`).
 
 Single-process runs pass through unchanged.
 """
@@ -8,30 +9,6 @@ Single-process runs pass through unchanged.
 import numpy as np
 
 from keras_pass.backend import processes
-
-
-def shard_global_batches(dataset):
-    """This process's slice of every global batch of a batched `tf.data`
-    stream (rows `[k * B / P, (k + 1) * B / P)` of process k, so the
-    processes' slices, in order, are the global batch). Every process still
-    builds the whole batch: for streams whose sampler cannot be split
-    before decoding (the P x K fine-tuning stream)."""
-    count = processes.process_count()
-    if count == 1:
-        return dataset
-    import tensorflow as tf
-
-    index = processes.process_index()
-
-    def local_slice(*batch):
-        def cut(x):
-            rows = tf.shape(x)[0] // count
-            return x[index * rows:(index + 1) * rows]
-
-        return tf.nest.map_structure(cut, batch if len(batch) > 1 else batch[0])
-
-    return dataset.map(local_slice)
-
 
 _FORWARDS = {}
 

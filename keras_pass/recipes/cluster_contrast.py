@@ -31,7 +31,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
 from keras_pass.backend.distribution import distribution_scope
-from keras_pass.backend.multihost import shard_global_batches
+from keras_pass.backend.processes import data_shard
 from keras_pass.finite import NonFiniteLossGuard, check_finite_features
 from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
@@ -223,9 +223,9 @@ def _train_epoch(model, train, epoch, config):
         print(f"Epoch {epoch + 1}: {clustering.summary()}, pseudo-label NMI {nmi:.3f}")
     stream, _ = make_train_dataset(  # a fresh seed per epoch for the augmentations
         records, tuple(model.backbone.image_shape[:2]), config.batch_size, config.num_instances,
-        seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding,
+        seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding, **data_shard(),
     )
-    history = model.fit(shard_global_batches(stream), initial_epoch=epoch, epochs=epoch + 1,
+    history = model.fit(stream, initial_epoch=epoch, epochs=epoch + 1,
                         steps_per_epoch=config.iters, shuffle=False, verbose=config.verbose,
                         callbacks=[NonFiniteLossGuard()] + kill_at_step_callbacks())
     return {

@@ -24,8 +24,7 @@ import keras
 
 from keras_pass import io
 from keras_pass.backend.distribution import distribution_scope
-from keras_pass.backend.multihost import shard_global_batches
-from keras_pass.backend.processes import is_writer, writer_callback
+from keras_pass.backend.processes import data_shard, is_writer, writer_callback
 from keras_pass.finite import NonFiniteLossGuard
 from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.models.image_converter import image_converter_of
@@ -142,8 +141,7 @@ def _train(config):
         dataset.train.pids, config.batch_size, config.num_instances).steps_per_epoch
     # Keras draws `steps` batches per epoch from one endless stream: resume at its batch.
     train, _ = make_train_dataset(dataset.train, image_size, config.batch_size, config.num_instances,
-                                  seed=config.seed, first_batch=first_epoch * steps)
-    train = shard_global_batches(train)
+                                  seed=config.seed, first_batch=first_epoch * steps, **data_shard())
     model.compile(
         optimizer=make_optimizer(
             steps, config.epochs, config.base_lr, config.bias_lr_factor, config.weight_decay,

@@ -148,14 +148,22 @@ def test_transform(image, image_size=(256, 128), mean=IMAGE_MEAN, std=IMAGE_STD)
 
 
 def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instances=4,
-                       seed=0, first_epoch=0, first_batch=0, **transform_kwargs):
+                       seed=0, first_epoch=0, first_batch=0, num_shards=1, shard_index=0,
+                       **transform_kwargs):
     """`(dataset, steps_per_epoch)`: an endless stream of `(images, pids)`
     P x K batches; train pids must already be relabelled 0..N-1. Unreadable
     files are left out with a warning naming them (`readable_images`).
 
     `first_batch` > 0 starts the stream at that batch, with the same
     indices and augmentations (seeded by stream position) as an
-    uninterrupted stream has there: what an exact resume needs."""
+    uninterrupted stream has there: what an exact resume needs.
+
+    `num_shards` > 1 (processes of a multi-process run): this process's
+    `batch_size / num_shards` rows of every global batch (process k: rows
+    `[k * B / S, (k + 1) * B / S)`), the others left out before decoding;
+    the slices, in process order, are the global batch. `steps_per_epoch`
+    stays the global one."""
+    local_batch = _local_batch(batch_size, num_shards, shard_index)
     records = readable_train_records(records)
     sampler = PKSampler(records.pids, batch_size, num_instances, seed)
     paths = tf.constant(records.paths)
@@ -165,6 +173,8 @@ def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instan
         output_signature=tf.TensorSpec((batch_size,), tf.int64),
     ).unbatch()
     stream = tf.data.Dataset.zip(indices, tf.data.Dataset.counter(first_batch * batch_size))
+    if num_shards > 1:
+        stream = stream.filter(lambda index, position: position % batch_size // local_batch == shard_index)
 
     def load(index, position):
         image_seed = tf.stack([tf.cast(seed, tf.int64), position])
@@ -172,8 +182,16 @@ def make_train_dataset(records, image_size=(256, 128), batch_size=64, num_instan
         return image, pids[index]
 
     dataset = stream.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return dataset, sampler.steps_per_epoch
+
+
+def _local_batch(batch_size, num_shards, shard_index):
+    if not 0 <= shard_index < num_shards or batch_size % num_shards:
+        raise ValueError(f"Expected 0 <= shard_index < num_shards and batch_size divisible by num_shards. "
+                         f"Received: batch_size={batch_size}, num_shards={num_shards}, "
+                         f"shard_index={shard_index}")
+    return batch_size // num_shards
 
 
 def readable_train_records(records, name="the train set"):

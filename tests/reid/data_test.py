@@ -122,3 +122,18 @@ class TestPipelines:
             assert np.abs(images.numpy()).max() < 6
         test = list(data.make_test_dataset(dataset.query.paths, (64, 32), batch_size=4))
         assert [len(batch) for batch in test] == [4, 2]
+
+
+def test_process_slices_of_the_train_stream_make_the_global_batch(tmp_path):
+    make_market1501(tmp_path)
+    train = datasets.market1501(str(tmp_path)).train
+    whole, steps = data.make_train_dataset(train, (32, 16), 8, 4, seed=3, first_batch=1)
+    slices = [data.make_train_dataset(train, (32, 16), 8, 4, seed=3, first_batch=1, num_shards=2,
+                                      shard_index=k) for k in (0, 1)]
+    for expected, *parts in zip(whole.take(2), slices[0][0].take(2), slices[1][0].take(2)):
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), expected[0])
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), expected[1])
+        assert len(parts[0][1]) == 4
+    assert slices[0][1] == steps
+    with pytest.raises(ValueError, match="num_shards=3"):
+        data.make_train_dataset(train, (32, 16), 8, 4, num_shards=3, shard_index=0)
