@@ -12,7 +12,7 @@ import pytest
 
 from keras_pass import io
 from keras_pass.recipes.demo import run_demo
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, once_under_tensorflow
 from tests.recipes.finetune_test import digests
 
 
@@ -27,6 +27,7 @@ def _demo(output_dir):
 
 
 @pytest.mark.slow
+@once_under_tensorflow
 def test_quick_demo_runs_and_reports_and_a_rerun_skips_finished_stages(tmp_path):
     output_dir = str(tmp_path / "demo")
     result = _demo(output_dir)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -220,3 +221,12 @@ def simulated_devices_scope(num_devices):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)]).scope()
+
+
+# Tests of backend-independent code (tf.data pipelines, files) and the
+# end-to-end demo (each of its stages is tested on both backends) run once,
+# under TensorFlow (Keras's default backend): CI's time on 2 cores.
+once_under_tensorflow = pytest.mark.skipif(
+    keras.config.backend() != "tensorflow",
+    reason="backend-independent or covered per stage: run once, under the TensorFlow backend",
+)

@@ -10,6 +10,7 @@ import numpy as np
 
 STATE_SUFFIXES = (".h5", ".npz", ".json", ".keras")
 IGNORED = ("logs",)  # TensorBoard event files carry wall-clock times
+RUN_RECORD = "run.json"  # the record of each start: a resumed run adds its own
 
 
 def _h5_arrays(path):
@@ -47,7 +48,7 @@ def state_files(folder):
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in IGNORED]
         found += [os.path.relpath(os.path.join(root, f), folder) for f in files
-                  if f.endswith(STATE_SUFFIXES)]
+                  if f.endswith(STATE_SUFFIXES) and f != RUN_RECORD]
     return sorted(found)
 
 

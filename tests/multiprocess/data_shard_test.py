@@ -6,6 +6,9 @@ import pytest
 
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.pretraining.data import make_pass_dataset
+from tests.helpers import once_under_tensorflow
+
+pytestmark = once_under_tensorflow
 
 SMALL = dict(global_size=(16, 8), local_size=(8, 4), local_crops_per_part=1, view_augmentations="none")
 

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -28,18 +29,14 @@ def _compare(a, b, atol):
         np.testing.assert_allclose(a[key], b[key], atol=atol, rtol=0, err_msg=key)
 
 
-def test_killed_mid_epoch_run_resumes_to_the_same_state(tmp_path):
-    _run(tmp_path / "reference.npz")
-    ckpt = tmp_path / "ckpt"
-    _run(tmp_path / "killed.npz", ckpt, "--kill-at", 6, expect=3)  # epoch 2, step 2 of 4
-    assert not (tmp_path / "killed.npz").exists()
-    _run(tmp_path / "resumed.npz", ckpt)
-    reference, resumed = np.load(tmp_path / "reference.npz"), np.load(tmp_path / "resumed.npz")
-    for key in reference.files:
-        if key != "loss":  # loss history: the resumed run only logs its own epochs
-            np.testing.assert_allclose(resumed[key], reference[key], atol=1e-6, rtol=0, err_msg=key)
+# Resume: tests/pretraining/exact_resume_test.py (the recipe, killed inside a
+# checkpoint write, bit-identical on both backends) replaced the trainer-level
+# kill test that was here.
 
 
+@pytest.mark.skipif(keras.config.backend() == "jax",
+                    reason="JAX: tests/multiprocess/jax_multi_process_test.py compares 1 device, "
+                           "1 process x 2 devices and 2 processes")
 def test_two_device_data_parallel_matches_one_device(tmp_path):
     """Same global batch of 4 on 1 and 2 (simulated) devices; after 4 steps the
     loss, student, teacher, centers and optimizer state agree to 1e-5 (float

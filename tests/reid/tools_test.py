@@ -48,7 +48,7 @@ class TestFinetuneExample:
             assert text in stdout
         outputs = sorted(os.listdir(root / "out"))
         assert outputs == ["backbone_preset", "best.weights.h5", "best.weights.h5.json",
-                           "final.keras", "history.csv", "results.json"]
+                           "final.keras", "history.csv", "results.json", "run.json"]
         with open(root / "out" / "results.json") as handle:
             results = json.load(handle)
         assert 0.0 <= results["final"]["mAP"] <= 1.0 and results["config"]["epochs"] == 2
