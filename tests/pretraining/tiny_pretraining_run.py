@@ -1,6 +1,6 @@
 """A tiny deterministic pre-training run, for subprocess tests.
 
-    python -m tests.pretraining.tiny_pretraining_run OUT.npz CKPT_DIR [--kill-at STEP]
+    python -m tests.pretraining.tiny_pretraining_run OUT.npz CKPT_DIR
         [--devices N]
 
 Every batch is the same fixed batch, so a resumed run sees the same data as
@@ -10,12 +10,10 @@ simulated CPU devices (JAX DataParallel / TF MirroredStrategy).
 
 import argparse
 import os
-import sys
 
 parser = argparse.ArgumentParser()
 parser.add_argument("out")
 parser.add_argument("checkpoint_dir", nargs="?")
-parser.add_argument("--kill-at", type=int)
 parser.add_argument("--devices", type=int, default=1)
 parser.add_argument("--steps-per-epoch", type=int, default=4)
 parser.add_argument("--epochs", type=int, default=2)
@@ -31,19 +29,6 @@ import tensorflow as tf  # noqa: E402
 from keras_pass.pretraining import PretrainingCheckpoint, pass_schedules  # noqa: E402
 from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  # noqa: E402
 
-
-
-
-class KillAt(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        from keras_pass.backend.train_steps import sync_state_for_callbacks
-
-        sync_state_for_callbacks(self.model)
-        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == args.kill_at:
-            sys.stdout.flush()
-            os._exit(3)  # like a killed process: no cleanup, no final save
-
-
 with simulated_devices_scope(args.devices):
     keras.utils.set_random_seed(0)
     model = tiny_pretrainer(drop_path_rate=float(os.environ.get("DROP_PATH", "0.1")))
@@ -58,8 +43,6 @@ dataset = tf.data.Dataset.from_tensors(batch).repeat()
 callbacks = pass_schedules(args.epochs, args.steps_per_epoch, batch_size=4, warmup_epochs=1)
 if args.checkpoint_dir:
     callbacks.append(PretrainingCheckpoint(args.checkpoint_dir, save_freq=1))
-if args.kill_at:
-    callbacks.append(KillAt())
 history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, callbacks=callbacks, verbose=0)
 arrays = {f"teacher_{i}": keras.ops.convert_to_numpy(t) for i, (_, t) in enumerate(model._ema_pairs)}
 arrays.update({f"student_{i}": keras.ops.convert_to_numpy(s) for i, (s, _) in enumerate(model._ema_pairs)})
