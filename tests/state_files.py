@@ -10,9 +10,11 @@ import keras
 import numpy as np
 
 # TensorFlow on CPU does not promise bit-identical float reductions from one
-# run to the next (measured in CI: a resumed run off by float32 rounding,
-# 1e-7 relative); JAX does. So TF is compared to a bound, JAX bit for bit.
-RESUME_TOLERANCE = {} if keras.config.backend() == "jax" else {"rtol": 1e-4, "atol": 1e-6}
+# run to the next (measured in CI: a resumed fine-tuning run's Adam moments
+# off by 1.3e-6 where the array's largest value is 0.73, float32 rounding
+# grown over a few steps); JAX does. So TF is compared to a bound relative to
+# each array's largest magnitude, JAX bit for bit.
+RESUME_TOLERANCE = None if keras.config.backend() == "jax" else 1e-5
 
 STATE_SUFFIXES = (".h5", ".npz", ".json", ".keras")
 IGNORED = ("logs",)  # TensorBoard event files carry wall-clock times
@@ -85,8 +87,19 @@ def assert_same_numbers(actual, expected, where):
         for a, e in zip(actual, expected):
             assert_same_numbers(a, e, where)
     elif RESUME_TOLERANCE and np.issubdtype(np.asarray(expected).dtype, np.floating):
-        np.testing.assert_allclose(actual, expected, err_msg=where, **RESUME_TOLERANCE)
+        _assert_close_to_scale(actual, expected, where)
     elif isinstance(expected, np.ndarray):
         np.testing.assert_array_equal(actual, expected, err_msg=where)
     else:
         assert actual == expected, where
+
+
+def _assert_close_to_scale(actual, expected, where):
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, where
+    if expected.size == 0:
+        return
+    scale = max(float(np.max(np.abs(expected))), np.finfo(np.float32).tiny)
+    difference = float(np.max(np.abs(actual - expected))) / scale
+    assert difference <= RESUME_TOLERANCE, (
+        f"{where}: differs by {difference:.2e} of its largest magnitude (bound {RESUME_TOLERANCE})")
