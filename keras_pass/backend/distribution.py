@@ -25,7 +25,7 @@ MULTI_WORKER_REFUSAL = (
 def distribution_scope(distribution):
     """`mirrored`: tf.distribute.MirroredStrategy over all local devices
     (TensorFlow backend); `data_parallel`: keras.distribution.DataParallel
-    (JAX backend). Returns a context manager to build the model in."""
+    (JAX backend). Returns a context manager to build and train the model in."""
     backend = keras.config.backend()
     if distribution == "multi_worker_mirrored":
         raise ValueError(MULTI_WORKER_REFUSAL)
@@ -40,13 +40,24 @@ def distribution_scope(distribution):
 
         return tf.distribute.MirroredStrategy().scope()
     if distribution == "data_parallel" and backend == "jax":
-        set_data_parallel()
-        return contextlib.nullcontext()
+        return _data_parallel_scope()
     raise ValueError(
         "Expected distribution 'none', 'mirrored' (TensorFlow backend) or "
         f"'data_parallel' (JAX backend). Received: distribution={distribution} "
         f"with backend={backend}"
     )
+
+
+@contextlib.contextmanager
+def _data_parallel_scope():
+    # Keras's distribution is a process-wide setting: restored on exit, so a
+    # recipe run in a notebook or a test does not distribute what follows.
+    previous = keras.distribution.distribution()
+    set_data_parallel()
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def set_data_parallel():

@@ -30,7 +30,6 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
-from keras_pass.backend.distribution import distribution_scope
 from keras_pass.backend.processes import data_shard
 from keras_pass.finite import NonFiniteLossGuard, check_finite_features
 from keras_pass.kill_hooks import kill_at_step_callbacks
@@ -44,7 +43,7 @@ from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_datase
 from keras_pass.reid.features import evaluate_feature_sets, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
-from keras_pass.recipes.run_record import write_run_record
+from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.reid.model import FEATURE_FUSIONS
@@ -243,26 +242,24 @@ def _evaluate(model, dataset, config):
     return metrics_to_logs(evaluate_feature_sets(*features, dataset.query, dataset.gallery))
 
 
+def _recipe(config):
+    return "uda" if isinstance(config, UDAConfig) else "usl"
+
+
 def train_usl(config):
     """Runs (or resumes) cluster-contrast training; returns the per-epoch
     log entries. A finished run is not redone unless `overwrite`."""
-    done = None if config.overwrite else finished_history(config)
-    if done is not None:
-        print(f"{config.output_dir} holds a finished run ({config.epochs} epochs, metrics.json); "
-              "nothing to do (--overwrite trains again, a larger --epochs continues).")
-        return done
-    with io.run_folder(config.output_dir):
-        return _train_usl(config)
+    return run_unless_finished(config, _recipe(config), lambda: finished_history(config),
+                               lambda: _train_usl(config), f"{config.epochs} epochs, metrics.json")
 
 
 def _train_usl(config):
     keras.utils.set_random_seed(config.seed)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
-    distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
-    write_run_record(config.output_dir, config, "uda" if isinstance(config, UDAConfig) else "usl")
+    write_run_record(config.output_dir, config, _recipe(config))
     paths = _paths(config)
     if config.overwrite:
         io.remove_paths(config.output_dir, OUTPUTS)

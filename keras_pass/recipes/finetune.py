@@ -23,7 +23,6 @@ import os
 import keras
 
 from keras_pass import io
-from keras_pass.backend.distribution import distribution_scope
 from keras_pass.backend.processes import data_shard, is_writer, writer_callback
 from keras_pass.finite import NonFiniteLossGuard
 from keras_pass.kill_hooks import kill_at_step_callbacks
@@ -35,7 +34,7 @@ from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.recipes.model_source import load_training_backbone
-from keras_pass.recipes.run_record import write_run_record
+from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
 
@@ -116,20 +115,14 @@ def finished_results(config):
 def finetune(config):
     """Runs the recipe (or resumes it); returns the final evaluation results.
     A finished run (its `results.json`) is not redone unless `overwrite`."""
-    done = None if config.overwrite else finished_results(config)
-    if done is not None:
-        print(f"finetune: {config.output_dir} holds a finished run (results.json); nothing to do "
-              "(--overwrite trains again).")
-        return done
-    with io.run_folder(config.output_dir):
-        return _train(config)
+    return run_unless_finished(config, "finetune", lambda: finished_results(config),
+                               lambda: _train(config), "results.json")
 
 
 def _train(config):
     keras.utils.set_random_seed(config.seed)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
-    distribution_scope(config.distribution)  # JAX: a global setting, before the model is built
     model = build_model(config, dataset.num_train_ids)
     write_run_record(config.output_dir, config, "finetune")
     backup_dir = os.path.join(config.output_dir, "backup")

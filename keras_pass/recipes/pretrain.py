@@ -31,7 +31,7 @@ import keras
 
 from keras_pass import io
 
-from keras_pass.backend.distribution import DISTRIBUTIONS, distribution_scope
+from keras_pass.backend.distribution import DISTRIBUTIONS
 from keras_pass.backend.processes import data_shard, writer_callback
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
@@ -48,7 +48,7 @@ from keras_pass.pretraining.trainer import (
 )
 from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.recipes.model_source import load_backbone
-from keras_pass.recipes.run_record import write_run_record
+from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 
 DEFAULT_IMAGE_SIZE = (256, 128)
 
@@ -174,27 +174,26 @@ def pretrain(config):
     dict) is returned and nothing is touched."""
     checkpoint = PretrainingCheckpoint(os.path.join(config.output_dir, "checkpoint"), config.save_freq)
     history_path = os.path.join(config.output_dir, "history.json")
-    if not config.overwrite and _finished(config, checkpoint):
-        print(f"pretrain: {config.output_dir} holds a finished run ({config.epochs} epochs); nothing "
-              "to do (--overwrite trains again, a larger --epochs continues).")
-        return None, io.read_json(history_path)
-    with io.run_folder(config.output_dir):
-        if config.overwrite:
-            io.remove_paths(config.output_dir, OUTPUTS)
-        return _train(config, checkpoint, history_path)
+
+    def finished():
+        return (None, io.read_json(history_path)) if _finished(config, checkpoint) else None
+
+    return run_unless_finished(config, "pretrain", finished, lambda: _train(config, checkpoint, history_path),
+                               f"{config.epochs} epochs")
 
 
 def _train(config, checkpoint, history_path):
+    if config.overwrite:
+        io.remove_paths(config.output_dir, OUTPUTS)
     keras.utils.set_random_seed(config.seed)
-    with distribution_scope(config.distribution):
-        backbone = build_backbone(config)
-        model = PASSPretrainer(
-            backbone, out_dim=config.out_dim, head_hidden_dim=config.head_hidden_dim,
-            bottleneck_dim=config.bottleneck_dim, teacher_temp=config.warmup_teacher_temp,
-            teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
-            objective=config.objective,
-        )
-        model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
+    backbone = build_backbone(config)
+    model = PASSPretrainer(
+        backbone, out_dim=config.out_dim, head_hidden_dim=config.head_hidden_dim,
+        bottleneck_dim=config.bottleneck_dim, teacher_temp=config.warmup_teacher_temp,
+        teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
+        objective=config.objective,
+    )
+    model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
     stream = _stream(config, backbone)
     write_run_record(config.output_dir, config, "pretrain")  # once the data are known to be readable
     steps = config.steps_per_epoch or stream.data_steps

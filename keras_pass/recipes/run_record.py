@@ -1,10 +1,11 @@
 """`run.json`: the writer's record of a run, so that a result can always be
 traced to the hardware and software it came from.
 
-Every recipe calls `write_run_record(output_dir, config, recipe)` once its
-model is built (the distribution is set by then). A resumed run puts the
-previous records under `earlier_runs`, so a run continued on other hardware
-says so.
+Every recipe runs through `run_unless_finished` (idempotent re-runs, the
+output folder, the distribution) and calls `write_run_record(output_dir,
+config, recipe)` once its model is built (the distribution is set by then).
+A resumed run puts the previous records under `earlier_runs`, so a run
+continued on other hardware says so.
 """
 
 import datetime
@@ -15,8 +16,24 @@ import keras
 
 from keras_pass import io
 from keras_pass.backend import processes
+from keras_pass.backend.distribution import distribution_scope
 
 RUN_FILE = "run.json"
+
+
+def run_unless_finished(config, recipe, finished, train, what_is_kept):
+    """Runs `train()`, unless `config.output_dir` holds a finished run and
+    not `config.overwrite`: then says so and returns `finished()`'s result
+    (None: not finished) without touching the folder. `train` runs in
+    `io.run_folder` (a failed run leaves no empty folder behind) and in the
+    config's distribution, which is unset again afterwards."""
+    done = None if config.overwrite else finished()
+    if done is not None:
+        print(f"{recipe}: {config.output_dir} holds a finished run ({what_is_kept}); nothing to do "
+              "(--overwrite trains again, a larger --epochs continues).")
+        return done
+    with io.run_folder(config.output_dir), distribution_scope(config.distribution):
+        return train()
 
 
 def _version(package):

@@ -109,10 +109,11 @@ def test_pretraining_on_two_processes_matches_one(tmp_path):
 
 def test_finetuning_on_two_processes_matches_one(tmp_path):
     """2 epochs of 2 steps, global batch 8 (P x K = 4 x 2, triplets mined
-    over the global batch): the same epoch losses and the same final
-    metrics (the features of both processes gathered)."""
+    over the global batch): the same epoch losses on 1 device, 2 processes
+    x 1 device and 1 process x 2 devices, and the same final metrics (the
+    features of both processes gathered)."""
     _write_data(tmp_path / "data")
-    one, two = _run_one_and_two_processes("finetune", tmp_path / "data", tmp_path)
+    one, two = _run_one_and_two_processes("finetune", tmp_path / "data", tmp_path, two_devices=True)
     assert _compare(one, two, "finetune") == ["finetune/loss"]
     results = [json.load(open(tmp_path / name / "finetune" / "results.json"))["final"] for name in ("one", "two")]
     np.testing.assert_allclose(results[0]["cmc"], results[1]["cmc"], atol=1e-6)
