@@ -10,7 +10,7 @@ import pytest
 from keras_pass import PASSBackbone
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.pretraining.recipe import PretrainConfig, distribution_scope, pretrain
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, to_numpy
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, once_under_tensorflow, to_numpy
 
 TINY = {k: v for k, v in TINY_BACKBONE.items() if k != "image_shape"}
 
@@ -54,6 +54,7 @@ def test_bad_distribution_for_backend():
 
 
 @pytest.mark.slow
+@once_under_tensorflow  # a wrapper of the recipe, which runs on both backends above
 def test_example_script_runs_and_resumes(unlabeled, tmp_path):
     out = tmp_path / "cli"
     args = [sys.executable, os.path.join(REPO_ROOT, "examples", "pretrain_luperson.py"),

@@ -4,7 +4,10 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, once_under_tensorflow
+
+# The command line's parsing and messages do not depend on the backend.
+pytestmark = once_under_tensorflow
 
 
 def _cli(*args):
