@@ -26,6 +26,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
 
+import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -75,7 +76,8 @@ def run(recipe, data, out_dir, devices=1):
         if recipe in (name, "both"):
             outputs = function(data, os.path.join(out_dir, name), distribution)
             arrays.update({f"{name}/{key}": value for key, value in outputs.items()})
-    arrays["num_devices"] = np.array(processes.num_devices())
+    # The recipe restores the distribution on exit: count the devices it spread over.
+    arrays["num_devices"] = np.array(jax.device_count() if distribution == "data_parallel" else 1)
     arrays["num_processes"] = np.array(processes.process_count())
     return arrays
 
