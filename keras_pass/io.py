@@ -167,15 +167,20 @@ def clean_interrupted_writes(folder, depth=2):
     return removed
 
 
+# What a run writes about itself before training: nothing to resume from.
+RUN_DESCRIPTIONS = ("run.json", "history.csv", "history.json")
+
+
 def _holds_files(folder):
-    return any(files for _, _, files in os.walk(folder))
+    return any(set(files) - set(RUN_DESCRIPTIONS) for _, _, files in os.walk(folder))
 
 
 @contextlib.contextmanager
 def run_folder(path):
     """The output folder of a run: cleaned of interrupted writes at the
     start; if the run fails, a folder this run created and left without a
-    file is removed again (a failed run leaves no empty folders behind)."""
+    file to resume from (`RUN_DESCRIPTIONS` aside) is removed again (a
+    failed run leaves no folder behind)."""
     path = os.fspath(path)
     existed = os.path.isdir(path)
     clean_interrupted_writes(path)

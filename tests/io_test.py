@@ -118,8 +118,15 @@ def test_a_failed_run_leaves_no_folder_it_created_and_keeps_an_existing_one(tmp_
     with pytest.raises(RuntimeError):
         with io.run_folder(tmp_path / "new"):
             os.makedirs(tmp_path / "new" / "backup")
+            (tmp_path / "new" / "run.json").write_text("{}")  # describes the run: nothing to resume
             raise RuntimeError("failed")
     assert not (tmp_path / "new").exists()
+    with pytest.raises(RuntimeError):
+        with io.run_folder(tmp_path / "resumable"):
+            os.makedirs(tmp_path / "resumable" / "backup")
+            (tmp_path / "resumable" / "backup" / "state.json").write_text("{}")
+            raise RuntimeError("failed")
+    assert (tmp_path / "resumable" / "backup" / "state.json").is_file()
     (tmp_path / "old").mkdir()
     with pytest.raises(RuntimeError):
         with io.run_folder(tmp_path / "old"):

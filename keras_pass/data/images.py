@@ -4,8 +4,10 @@ Listing is plain Python (run once); decoding is tf ops, so it runs inside
 `tf.data` whatever `KERAS_BACKEND` is.
 """
 
+import contextlib
 import logging
 import os
+import re
 import threading
 
 import tensorflow as tf
@@ -238,6 +240,12 @@ def readable_images(paths, name="paths", skipped_images=None):
     return [path for path in paths if path not in rejected]
 
 
+def _op_message(text):
+    """TF's error text without its `{{function_node ...}}` and `[Op:...]` wrapping."""
+    text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", text.splitlines()[0] if text else "")
+    return text.strip()
+
+
 def decode_problem(path):
     """Why TF cannot decode the file at `path` (a full decode), or None."""
     problem = image_file_problem(path)
@@ -245,8 +253,38 @@ def decode_problem(path):
         try:
             read_image(path)
         except (tf.errors.OpError, ValueError) as error:
-            problem = str(error).splitlines()[0] or type(error).__name__
+            problem = _op_message(str(error)) or type(error).__name__
     return problem
+
+
+def undecodable_error(paths, name="paths", workers=8):
+    """A ValueError naming the files among `paths` that fail a full decode
+    (those that passed the header checks but hold corrupt data), or None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [os.fspath(p) for p in paths]
+    with ThreadPoolExecutor(workers) as pool:  # TF's decode releases the GIL
+        problems = list(pool.map(decode_problem, paths, chunksize=16))
+    bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
+    if not bad:
+        return None
+    return ValueError(f"Expected images that decode in {name}. Received: {describe_unreadable(bad, len(paths))}")
+
+
+@contextlib.contextmanager
+def naming_undecodable_images(paths, name="paths"):
+    """Around a `tf.data` pipeline reading `paths`: TF's decode error (a file
+    whose header and end marker are sound but whose data is corrupt) names
+    no file, so on one every file is decoded and the culprits are named in a
+    ValueError instead (its message says how to go on)."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError:
+        error = undecodable_error(paths, name)
+        if error is None:
+            raise
+        raise ValueError(f"{error} (remove or replace them, then re-run: training resumes from "
+                         "its last backup)") from None
 
 
 def check_some_image_decodes(paths, name="paths"):

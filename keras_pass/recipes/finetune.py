@@ -24,6 +24,7 @@ import keras
 
 from keras_pass import io
 from keras_pass.backend.processes import data_shard, is_writer, writer_callback
+from keras_pass.data.images import naming_undecodable_images
 from keras_pass.finite import NonFiniteLossGuard
 from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.models.image_converter import image_converter_of
@@ -156,8 +157,9 @@ def _train(config):
         writer_callback(keras.callbacks.CSVLogger(history_path, append=True)),
         AtomicBackupAndRestore(backup_dir, delete_checkpoint=is_writer()),
     ] + kill_at_step_callbacks()
-    model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-              shuffle=False, verbose=config.verbose)
+    with naming_undecodable_images(dataset.train.paths, "the train set"):
+        model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                  shuffle=False, verbose=config.verbose)
     results = evaluation.last_results or evaluate_model(
         model, dataset.query, dataset.gallery, rerank=config.rerank, verbose=config.verbose > 0)
     _save_outputs(model, config, results, evaluation.best)

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_pass.data.images import check_images, decode_problem, describe_unreadable
+from keras_pass.data.images import check_images, undecodable_error
 from keras_pass.backend import multihost
 from keras_pass.models.backbone import PASSBackbone, reid_feature
 from keras_pass.models.image_converter import image_converter_of
@@ -61,18 +61,13 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
     while done < len(paths):
         try:
             images = next(batches)
-        except tf.errors.InvalidArgumentError:  # passed the header checks, failed to decode
-            raise _decode_error(paths[done:done + batch_size]) from None
+        except tf.errors.InvalidArgumentError as error:  # passed the header checks, failed to decode
+            raise (undecodable_error(paths[done:done + batch_size]) or error) from None
         features.append(embed_batch(model, images))
         done += len(images)
         if bar is not None:
             bar.add(len(images))
     return np.concatenate(features).astype(np.float32)
-
-
-def _decode_error(paths):
-    bad = [(path, problem) for path, problem in ((p, decode_problem(p)) for p in paths) if problem]
-    return ValueError(f"Expected readable images. Received: {describe_unreadable(bad, len(paths))}")
 
 
 def evaluate_model(model, query, gallery, image_size=None, batch_size=128, rerank=False,

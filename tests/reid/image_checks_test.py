@@ -1,5 +1,6 @@
-"""Query/gallery images checked before training; extraction names a file
-that fails to decode (features stay aligned with their paths)."""
+"""Query/gallery images checked before training; extraction and training
+name a file that fails only at decode (features stay aligned with their
+paths)."""
 
 import os
 
@@ -7,8 +8,10 @@ import pytest
 
 from keras_pass import PASSBackbone
 from keras_pass.reid.datasets import check_dataset_images, market1501
+from keras_pass.data.images import naming_undecodable_images
+from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.features import extract_features
-from tests.helpers import TINY_BACKBONE, make_market1501
+from tests.helpers import TINY_BACKBONE, garble_image, make_market1501
 
 
 def _cut(path):
@@ -35,10 +38,18 @@ def test_extraction_names_a_file_that_fails_only_at_decode(tmp_path):
     """A JPEG whose middle is garbage passes the header checks."""
     root, truth = make_market1501(tmp_path)
     paths = list(market1501(root).query.paths)
-    with open(paths[2], "rb") as handle:
-        data = bytearray(handle.read())
-    data[2:len(data) - 2] = b"\x00" * (len(data) - 4)  # SOI ... EOI, nothing decodable between
-    with open(paths[2], "wb") as handle:
-        handle.write(bytes(data))
+    garble_image(paths[2])
     with pytest.raises(ValueError, match=os.path.basename(paths[2])):
         extract_features(PASSBackbone(**TINY_BACKBONE), paths, batch_size=2, verbose=False)
+
+
+def test_training_names_a_file_that_fails_only_at_decode(tmp_path):
+    root, _ = make_market1501(tmp_path)
+    train = check_dataset_images(market1501(root), verbose=False).train
+    for path in train.paths[1::2]:  # half of them: the first batches read some
+        garble_image(path)
+    stream, _ = make_train_dataset(train, (32, 16), batch_size=4, num_instances=2)
+    with pytest.raises(ValueError, match=os.path.basename(train.paths[1])):
+        with naming_undecodable_images(train.paths, "the train set"):
+            for _ in stream.take(len(train)):
+                pass

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from keras_pass.cli.main import main
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501, write_image
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, garble_image, make_market1501, write_image
 
 TINY_PRETRAIN = ("\"--backbone_overrides={{'hidden_dim': 32, 'num_layers': 2, 'num_heads': 2, 'mlp_dim': 64}}\" "
                  "--image_size=64,32 --batch_size=2 --epochs=1 --out_dim=16 --head_hidden_dim=16 "
@@ -48,6 +48,10 @@ def files(tmp_path_factory):
     truncate(os.path.join(bad_market, "query", query[0]))
     gallery = sorted(f for f in os.listdir(os.path.join(bad_market, "bounding_box_test")) if f.startswith("0001"))
     open(os.path.join(bad_market, "bounding_box_test", gallery[0]), "wb").close()
+    garbled_market, _ = make_market1501(root / "garbled")  # sound headers, corrupt data
+    for name in os.listdir(os.path.join(garbled_market, "bounding_box_train")):
+        if name.endswith(".jpg"):
+            garble_image(os.path.join(garbled_market, "bounding_box_train", name))
     undecodable = root / "undecodable"
     for i in range(3):
         write_image(str(undecodable / f"{i}.jpg"), i)
@@ -83,7 +87,7 @@ def files(tmp_path_factory):
     torch.save(nan_state, root / "nan.pth")
     return {
         "root": root, "market": market, "bad_market": bad_market, "bad_query": query[0],
-        "bad_gallery": gallery[0], "undecodable": undecodable, "preset": preset,
+        "bad_gallery": gallery[0], "garbled_market": garbled_market, "undecodable": undecodable, "preset": preset,
         "no_weights": no_weights, "garbage_config": garbage_config, "features": features,
         "no_paths": no_paths, "a_file": a_file, "query_image": os.path.join(market, "query", query[0]),
         "bad_query_image": os.path.join(bad_market, "query", query[0]),
@@ -105,6 +109,8 @@ CASES = [
     ("finetune_missing_data", "finetune --data_root={root}/nothing --output_dir={out}", "nothing"),
     ("finetune_truncated_query", "finetune --data_root={bad_market} --output_dir={out} --preset={preset}",
      "{bad_query}"),
+    ("finetune_train_fails_at_decode", "finetune --data_root={garbled_market} --output_dir={out} "
+     "--preset={preset} --image_size=64,32 --batch_size=4 --num_instances=2 --verbose=0", "bounding_box_train"),
     ("usl_empty_gallery_file", "usl --data_root={bad_market} --output_dir={out} --preset={preset}", "{bad_gallery}"),
     ("usl_num_instances_0", "usl --data_root={market} --output_dir={out} --num_instances=0", "num_instances"),
     ("uda_momentum_above_1", "uda --data_root={market} --output_dir={out} --momentum=1.5", "momentum"),
