@@ -99,7 +99,7 @@ def atomic_path(path, suffix=""):
         yield temporary
         if _is_writer():
             _fsync(temporary)
-            maybe_kill("write")
+            maybe_kill("write", path)
             os.replace(temporary, path)
     finally:
         if os.path.lexists(temporary):
@@ -119,10 +119,10 @@ def atomic_directory(path):
         if not _is_writer():
             return
         _fsync(staging)
-        maybe_kill("write")
+        maybe_kill("write", path)
         if os.path.exists(path):
             os.rename(path, retired)
-            maybe_kill("swap")
+            maybe_kill("swap", path)
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

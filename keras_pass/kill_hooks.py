@@ -7,7 +7,9 @@ the recipes when the variable is set). `KERAS_PASS_KILL_AT=NAME` with
 `KERAS_PASS_KILL_AT_COUNT=N`: at the N-th `maybe_kill(NAME)` of the
 process: `write` (an atomic write whose temporary is complete, before its
 rename), `swap` (a folder swap between its two renames), `checkpoint`
-(right after a pre-training checkpoint).
+(right after a pre-training checkpoint); with `KERAS_PASS_KILL_AT_FILE=BASE`
+only the writes to a file or folder named BASE count (`latest`: a
+fine-tuning backup or a USL checkpoint).
 Unset (always, outside tests), they do nothing.
 """
 
@@ -24,9 +26,12 @@ def _die():
     os._exit(KILL_STATUS)
 
 
-def maybe_kill(name):
-    """Dies at the N-th call with `name` when KERAS_PASS_KILL_AT=name."""
+def maybe_kill(name, path=None):
+    """Dies at the N-th call with `name` (about `path`) when KERAS_PASS_KILL_AT=name."""
     if os.environ.get("KERAS_PASS_KILL_AT") != name:
+        return
+    only = os.environ.get("KERAS_PASS_KILL_AT_FILE")
+    if only and (path is None or os.path.basename(os.fspath(path)) != only):
         return
     _counts[name] = _counts.get(name, 0) + 1
     if _counts[name] == int(os.environ.get("KERAS_PASS_KILL_AT_COUNT", "1")):

@@ -6,8 +6,6 @@ history file. Kills are `os._exit` from `keras_pass.kill_hooks` (no
 cleanup, no final save, like SIGKILL)."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -15,19 +13,14 @@ from keras_pass import io
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.kill_hooks import KILL_STATUS
 from keras_pass.recipes.pretrain import pretrain
-from tests.helpers import REPO_ROOT
 from tests.pretraining.tiny_recipe_run import tiny_config
-from tests.state_files import assert_same_numbers, assert_same_state_files
+from tests.state_files import assert_same_numbers, assert_same_state_files, run_fresh
 
 pytestmark = pytest.mark.slow
 
 
 def _run(data, output_dir, expect=0, **kill):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT, **kill}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.pretraining.tiny_recipe_run", data, str(output_dir)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == expect, result.stderr[-3000:]
+    run_fresh("tests.pretraining.tiny_recipe_run", (data, output_dir), expect, **kill)
 
 
 def test_pretraining_killed_inside_a_checkpoint_swap_resumes_bit_identical(tmp_path):

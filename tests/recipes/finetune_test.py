@@ -3,8 +3,6 @@ history rows logged once, interrupted writes cleaned at the next start."""
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -16,9 +14,9 @@ from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass.recipes.finetune import FinetuneConfig, finetune
 from keras_pass.kill_hooks import KILL_STATUS
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, read_backup_epoch
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501
+from tests.helpers import TINY_BACKBONE, make_market1501
 from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
-from tests.state_files import assert_same_numbers, assert_same_state_files
+from tests.state_files import assert_same_numbers, assert_same_state_files, run_fresh
 
 
 @pytest.fixture(scope="module")
@@ -128,19 +126,24 @@ def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
     data, preset = market
     finetune(tiny_run_config(data, preset, tmp_path / "reference"))
     run = tmp_path / "killed"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT,
-           "KERAS_PASS_KILL_AT_STEP": "3"}  # epoch 2 of 3, after its first step
-    result = subprocess.run([sys.executable, "-m", "tests.recipes.tiny_finetune_run", data, preset, str(run)],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == KILL_STATUS, result.stderr[-3000:]
+    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")  # epoch 2 of 3, after its first step
     assert read_backup_epoch(str(run / "backup")) == 1
+    # resumed, and killed again while writing epoch 2's backup (its temporary complete)
+    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")
+    assert read_backup_epoch(str(run / "backup")) == 1
+    assert any(name.startswith(".kp-tmp-") for name in os.listdir(run / "backup"))
     finetune(tiny_run_config(data, preset, run))
+    assert not [n for _, dirs, files in os.walk(run) for n in dirs + files if n.startswith(".kp-")]
     assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))
     with open(tmp_path / "reference" / "history.csv") as a, open(run / "history.csv") as b:
         expected, actual = a.read().splitlines(), b.read().splitlines()
     assert len(actual) == len(expected) and actual[0] == expected[0]  # every epoch once
     assert_same_numbers([_cells(row) for row in actual[1:]], [_cells(row) for row in expected[1:]],
                         "history.csv")
+
+
+def _run(data, preset, output_dir, expect=0, **kill_at):
+    run_fresh("tests.recipes.tiny_finetune_run", (data, preset, output_dir), expect, **kill_at)
 
 
 def _cells(row):

@@ -12,7 +12,11 @@ from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.trainer import UDAConfig, USLConfig, make_optimizer, train_uda, train_usl
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
+from keras_pass import io
+from keras_pass.kill_hooks import KILL_STATUS
 from tests.helpers import TINY_BACKBONE
+from tests.state_files import assert_same_numbers, assert_same_state_files, run_fresh
+from tests.uda.tiny_usl_run import kill_test_config
 from tests.recipes.finetune_test import all_finite, digests
 
 
@@ -70,6 +74,33 @@ def test_usl_with_a_huge_lr_stops_and_writes_no_non_finite_file(target, tmp_path
                        "--batch_size=8", "--num_instances=2", "--k1=10", "--k2=3", "--min_samples=2",
                        "--drop_path_rate=0", "--epochs=1", "--lr=1e9", "--verbose=0"])
     assert status == EXIT_NON_FINITE_LOSS and "stopped" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_usl_resumes_bit_identical(target, tmp_path):
+    """Killed after the first step of epoch 2; resumed and killed again
+    while writing epoch 2's checkpoint; resumed: the same checkpoint, best
+    weights, preset and epoch entries as the uninterrupted run."""
+    data, preset = target
+    train_usl(kill_test_config(data, preset, tmp_path / "reference"))
+    run = tmp_path / "killed"
+    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")
+    assert io.read_json(run / "latest" / "state.json") == {"epoch": 1}
+    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")
+    assert io.read_json(run / "latest" / "state.json") == {"epoch": 1}
+    assert io.read_json(run / "metrics.json")["epochs"][-1]["epoch"] == 2  # written before the checkpoint
+    assert any(name.startswith(".kp-tmp-") for name in os.listdir(run))
+    train_usl(kill_test_config(data, preset, run))
+    assert not [n for _, dirs, files in os.walk(run) for n in dirs + files if n.startswith(".kp-")]
+    assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json", "metrics.json"))
+    untimed = lambda entries: [{k: v for k, v in e.items() if not k.endswith("_seconds")}  # noqa: E731
+                               for e in entries]
+    metrics = [io.read_json(folder / "metrics.json")["epochs"] for folder in (run, tmp_path / "reference")]
+    assert_same_numbers(*map(untimed, metrics), "metrics.json")
+
+
+def _run(data, preset, output_dir, expect=0, **kill_at):
+    run_fresh("tests.uda.tiny_usl_run", (data, preset, output_dir), expect, **kill_at)
 
 
 def test_uda_uses_fresh_multi_necks(target, tmp_path):
