@@ -15,15 +15,16 @@ import numpy as np
 # TensorFlow on CPU does not promise bit-identical float reductions from one
 # run to the next, not even between fresh processes; JAX does. So JAX is
 # compared bit for bit, TF to a bound relative to each array's largest
-# magnitude. Measured differences, float32 rounding grown over a few steps:
-# fine-tuning's Adam moments 1.8e-6 of their largest value, USL's weights
-# 1.04e-5 (two epochs, clustering between them). Arrays far smaller than the
+# magnitude (TF_DETERMINISTIC_OPS=1 does not make it exact either). Measured
+# differences, float32 rounding grown over a few steps: fine-tuning's Adam
+# moments 1.8e-6 of their largest value, USL's weights 1.04e-5, pre-training's
+# qkv bias 4.5e-5 (in CI); the bound leaves 4x. Arrays far smaller than the
 # rest of their file are held to NOISE_SHARE of the file's largest magnitude
 # instead: where a gradient is zero in exact arithmetic (the backbone's last
 # LayerNorm bias, followed by BNNeck's BatchNorm), weights and moments hold
 # rounding noise only (measured: moments at 4.8e-8 off by 8.3e-8 in a file
 # whose largest value is about 1), which no relative bound fits.
-RESUME_TOLERANCE = None if keras.config.backend() == "jax" else 1e-4
+RESUME_TOLERANCE = None if keras.config.backend() == "jax" else 2e-4
 NOISE_SHARE = 1e-2
 
 STATE_SUFFIXES = (".h5", ".npz", ".json", ".keras")
