@@ -24,6 +24,12 @@ Read by `ShardReader` (through `make_pass_dataset(OUT_DIR, ...)`), per epoch:
 - resuming at position p of an epoch skips whole shards by their counts
   (nothing read) and then records of one shard up to p's window (read, not
   decoded).
+
+Deviation: the release samples images uniformly over the data set each
+epoch; here the order is shards shuffled, then records within 1024-record
+windows (what a sequential record format allows without holding the data
+set). ArrayRecord + grain would shuffle globally, but measured no faster
+where it matters (docs/experiments/sharded_input.md), so TFRecord stays.
 """
 
 import os
