@@ -1,10 +1,11 @@
 """One process of a tiny recipe run, for the multi-process tests.
 
-    python -m tests.multiprocess.recipe_run {pretrain,finetune,both} DATA OUT_DIR RESULT.npz
+    python -m tests.multiprocess.recipe_run {pretrain,finetune,usl,both} DATA OUT_DIR RESULT.npz
         [--devices N]
 
 DATA holds `lup/` (unlabeled images, pre-training), a Market-1501 folder and
-`preset/` (fine-tuning); `both` runs the two recipes one after the other in
+`preset/` (fine-tuning; USL too, with `usl`, run by hand: not in the tests);
+`both` runs pre-training and fine-tuning one after the other in
 the same processes (into OUT_DIR/pretrain and OUT_DIR/finetune).
 
 A multi-process run is started by the recipe itself from the
@@ -18,7 +19,7 @@ import os
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("recipe", choices=("pretrain", "finetune", "both"))
+    parser.add_argument("recipe", choices=("pretrain", "finetune", "usl", "both"))
     parser.add_argument("data")
     parser.add_argument("out_dir")
     parser.add_argument("result")
@@ -68,12 +69,24 @@ def finetune(data, out_dir, distribution):
     return {"loss": np.array([float(row["loss"]) for row in rows])}
 
 
+def usl(data, out_dir, distribution):
+    from keras_pass.uda.trainer import USLConfig, train_usl
+
+    history = train_usl(USLConfig(
+        data_root=str(data), output_dir=str(out_dir), preset=os.path.join(data, "preset"), image_size=(64, 32),
+        epochs=1, iters=2, batch_size=8, num_instances=2, k1=10, k2=3, eps=0.6, min_samples=2,
+        drop_path_rate=0.0, verbose=0, distribution=distribution,
+    ))
+    return {"loss": np.array([e["loss"] for e in history[1:]]),
+            "mAP": np.array([e["mAP"] for e in history if "mAP" in e])}
+
+
 def run(recipe, data, out_dir, devices=1):
     """The recipe's results and the processes/devices it ran on."""
     distribution = "data_parallel" if devices > 1 or processes.multi_process_requested() else "none"
     arrays = {}
-    for name, function in (("pretrain", pretrain), ("finetune", finetune)):
-        if recipe in (name, "both"):
+    for name, function in (("pretrain", pretrain), ("finetune", finetune), ("usl", usl)):
+        if recipe == name or (recipe == "both" and name != "usl"):
             outputs = function(data, os.path.join(out_dir, name), distribution)
             arrays.update({f"{name}/{key}": value for key, value in outputs.items()})
     # The recipe restores the distribution on exit: count the devices it spread over.
