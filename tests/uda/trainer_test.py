@@ -1,5 +1,4 @@
 import dataclasses
-import json
 import os
 
 import keras
@@ -39,28 +38,6 @@ def tiny_config(config_class, data, preset, output_dir, **kwargs):
 
 
 @pytest.mark.slow
-def test_usl_runs_writes_metrics_and_resumes(target, tmp_path):
-    data, preset = target
-    history = train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=2))
-    assert [e["epoch"] for e in history] == [0, 1, 2]
-    with open(tmp_path / "metrics.json") as handle:
-        saved = json.load(handle)
-    assert saved["epochs"] == history and saved["best"]["epoch"] in (1, 2)
-    for entry in history[1:]:
-        assert entry["clusters"] >= 4 and 0 <= entry["pseudo_label_nmi"] <= 1
-        assert np.isfinite(entry["loss"]) and 0 <= entry["mAP"] <= 1
-    for name in ("best.weights.h5", "latest/latest.weights.h5", "backbone_preset"):
-        assert os.path.exists(tmp_path / name)
-    # a finished run is not redone
-    before = digests(tmp_path)
-    assert train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=2)) == history
-    assert digests(tmp_path) == before
-    # resume: the two finished epochs are kept, one more is trained
-    resumed = train_usl(tiny_config(USLConfig, data, preset, tmp_path, epochs=3))
-    assert resumed[:3] == history and resumed[3]["epoch"] == 3
-
-
-@pytest.mark.slow
 @pytest.mark.slow
 def test_usl_with_a_huge_lr_stops_and_writes_no_non_finite_file(target, tmp_path, capsys):
     data, preset = target
@@ -77,12 +54,26 @@ def test_usl_with_a_huge_lr_stops_and_writes_no_non_finite_file(target, tmp_path
 
 
 @pytest.mark.slow
-def test_killed_usl_resumes_bit_identical(target, tmp_path):
-    """Killed after the first step of epoch 2; resumed and killed again
-    while writing epoch 2's checkpoint; resumed: the same checkpoint, best
-    weights, preset and epoch entries as the uninterrupted run."""
+def test_usl_runs_and_a_killed_run_resumes_bit_identical(target, tmp_path):
+    """The uninterrupted run: its metrics and files; re-run, it does nothing;
+    with more epochs, it continues. Another run killed after the first step
+    of epoch 2, resumed and killed again while writing epoch 2's checkpoint,
+    resumed: the same checkpoint, best weights, preset and epoch entries as
+    the uninterrupted run."""
     data, preset = target
-    train_usl(kill_test_config(data, preset, tmp_path / "reference"))
+    reference = tmp_path / "reference"
+    history = train_usl(kill_test_config(data, preset, reference))
+    assert [e["epoch"] for e in history] == [0, 1, 2] and "mAP" in history[2]
+    saved = io.read_json(reference / "metrics.json")
+    assert saved["epochs"] == history and saved["best"]["epoch"] == 2
+    for entry in history[1:]:
+        assert entry["clusters"] >= 4 and 0 <= entry["pseudo_label_nmi"] <= 1 and np.isfinite(entry["loss"])
+    assert 0 <= history[2]["mAP"] <= 1
+    for name in ("best.weights.h5", "latest/latest.weights.h5", "backbone_preset"):
+        assert os.path.exists(reference / name)
+    before = digests(reference)
+    assert train_usl(kill_test_config(data, preset, reference)) == history  # finished: not redone
+    assert digests(reference) == before
     run = tmp_path / "killed"
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")
     assert io.read_json(run / "latest" / "state.json") == {"epoch": 1}
@@ -97,6 +88,10 @@ def test_killed_usl_resumes_bit_identical(target, tmp_path):
                                for e in entries]
     metrics = [io.read_json(folder / "metrics.json")["epochs"] for folder in (run, tmp_path / "reference")]
     assert_same_numbers(*map(untimed, metrics), "metrics.json")
+    # a larger --epochs continues: the finished epochs kept, one more trained
+    longer = dataclasses.replace(kill_test_config(data, preset, reference), epochs=3)
+    resumed = train_usl(longer)
+    assert resumed[:3] == history and resumed[3]["epoch"] == 3
 
 
 def _run(data, preset, output_dir, expect=0, **kill_at):
