@@ -70,8 +70,11 @@ def market_and_preset(tmp_path):
 
 
 def test_finetune_and_usl_write_run_json_once_the_model_is_built(market_and_preset, tmp_path, monkeypatch):
-    """Each recipe records its run before training: stopped right after."""
+    """Each recipe records its run before training: stopped right after
+    (in folders that existed before, which a failed run keeps)."""
     data, preset = market_and_preset
+    for name in ("ft", "usl", "uda"):
+        os.makedirs(tmp_path / name)
     monkeypatch.setattr(finetune, "make_train_dataset", _stop)
     with pytest.raises(_Stop):
         finetune.finetune(finetune.FinetuneConfig(data_root=data, output_dir=str(tmp_path / "ft"),
