@@ -13,7 +13,7 @@ from keras_pass import PASSBackbone
 from keras_pass.cli import evaluate, extract, visualize
 from keras_pass.reid import evaluate_rank, pairwise_distance
 from keras_pass.reid.features import load_feature_set
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501, once_under_tensorflow
 
 
 def run_script(script, *args):
@@ -40,6 +40,7 @@ def finetuned(tmp_path_factory):
 
 
 @pytest.mark.slow
+@once_under_tensorflow  # the script wraps `recipes.finetune`, tested on both backends
 class TestFinetuneExample:
     def test_runs_end_to_end_and_prints_metrics(self, finetuned):
         root, stdout = finetuned

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from keras_pass.cli.main import main
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, garble_image, make_market1501, write_image
+from tests.helpers import REPO_ROOT, TINY_BACKBONE, garble_image, make_market1501, once_under_tensorflow, write_image
 
 TINY_PRETRAIN = ("\"--backbone_overrides={{'hidden_dim': 32, 'num_layers': 2, 'num_heads': 2, 'mlp_dim': 64}}\" "
                  "--image_size=64,32 --batch_size=2 --epochs=1 --out_dim=16 --head_hidden_dim=16 "
@@ -177,6 +177,7 @@ def test_table_size():
 
 
 @pytest.mark.slow
+@once_under_tensorflow  # absl's flag parsing: no backend involved
 def test_absl_usage_errors_as_a_user_sees_them(files):
     """`python -m keras_pass`: one line of ours on stderr, exit 2 (TF's C++
     start-up log lines, written before Python runs, are left out)."""
