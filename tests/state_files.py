@@ -43,6 +43,15 @@ def run_fresh(module, args, expect=0, **environment):
     assert result.returncode == expect, result.stderr[-3000:]
 
 
+def interrupted_writes(folder):
+    """Names of the temporaries and retired folders of atomic writes left
+    anywhere under `folder` (none once a run has started and finished)."""
+    from keras_pass.io import OLD_PREFIX, TEMP_PREFIX
+
+    return [name for _, dirs, files in os.walk(folder) for name in dirs + files
+            if name.startswith((TEMP_PREFIX, OLD_PREFIX))]
+
+
 def _h5_arrays(path):
     arrays = {}
     with h5py.File(path) as handle:
@@ -100,7 +109,7 @@ def assert_same_state_files(expected_dir, actual_dir, ignore_keys=(), ignore_fil
 
 
 def _largest_magnitude(arrays):
-    floats = [np.asarray(a) for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size]
+    floats = [a for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size]
     return max((float(np.max(np.abs(a))) for a in floats), default=0.0)
 
 

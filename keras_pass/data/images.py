@@ -193,14 +193,15 @@ def image_file_problem(path):
     return None
 
 
-def find_unreadable_images(paths, workers=8):
+def find_unreadable_images(paths, workers=8, problem_of=None, chunksize=64):
     """`[(path, problem)]` of the files among `paths` that fail
-    `image_file_problem`, in the order of `paths` (threads: file-system bound)."""
+    `problem_of` (default `image_file_problem`), in the order of `paths`
+    (threads: file-system bound, and TF's decode releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     paths = [os.fspath(p) for p in paths]
     with ThreadPoolExecutor(workers) as pool:
-        problems = list(pool.map(image_file_problem, paths, chunksize=64))
+        problems = list(pool.map(problem_of or image_file_problem, paths, chunksize=chunksize))
     return [(path, problem) for path, problem in zip(paths, problems) if problem]
 
 
@@ -257,15 +258,11 @@ def decode_problem(path):
     return problem
 
 
-def undecodable_error(paths, name="paths", workers=8):
+def undecodable_error(paths, name="paths"):
     """A ValueError naming the files among `paths` that fail a full decode
     (those that passed the header checks but hold corrupt data), or None."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    paths = [os.fspath(p) for p in paths]
-    with ThreadPoolExecutor(workers) as pool:  # TF's decode releases the GIL
-        problems = list(pool.map(decode_problem, paths, chunksize=16))
-    bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
+    paths = list(paths)
+    bad = find_unreadable_images(paths, problem_of=decode_problem, chunksize=16)
     if not bad:
         return None
     return ValueError(f"Expected images that decode in {name}. Received: {describe_unreadable(bad, len(paths))}")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO_ROOT
+from tests.state_files import interrupted_writes
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,8 +73,7 @@ def _run_one_and_two_processes(recipe, data, tmp_path, two_devices=False):
 def _assert_only_the_writer_wrote(folder):
     record = json.load(open(os.path.join(folder, "run.json")))
     assert (record["num_processes"], record["num_devices"]) == (2, 2)
-    leftovers = [n for _, dirs, files in os.walk(folder) for n in dirs + files if n.startswith(".kp-")]
-    assert leftovers == []
+    assert interrupted_writes(folder) == []
 
 
 def _write_data(data):

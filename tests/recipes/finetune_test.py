@@ -16,7 +16,7 @@ from keras_pass.kill_hooks import KILL_STATUS
 from keras_pass.reid.callbacks import AtomicBackupAndRestore, read_backup_epoch
 from tests.helpers import TINY_BACKBONE, make_market1501
 from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
-from tests.state_files import assert_same_numbers, assert_same_state_files, run_fresh
+from tests.state_files import assert_same_numbers, assert_same_state_files, interrupted_writes, run_fresh
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
     assert read_backup_epoch(str(run / "backup")) == 1
     assert any(name.startswith(".kp-tmp-") for name in os.listdir(run / "backup"))
     finetune(tiny_run_config(data, preset, run))
-    assert not [n for _, dirs, files in os.walk(run) for n in dirs + files if n.startswith(".kp-")]
+    assert interrupted_writes(run) == []
     assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))
     with open(tmp_path / "reference" / "history.csv") as a, open(run / "history.csv") as b:
         expected, actual = a.read().splitlines(), b.read().splitlines()
