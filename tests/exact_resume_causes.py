@@ -1,6 +1,6 @@
 """What each cause of an inexact resume costs, measured on tiny real runs.
 
-    PYTHONPATH=. KERAS_BACKEND=jax python tools/exact_resume_causes.py OUT_DIR
+    PYTHONPATH=. KERAS_BACKEND=jax python tests/exact_resume_causes.py OUT_DIR
 
 For pre-training (`recipes.pretrain`) and fine-tuning (`recipes.finetune`):
 an uninterrupted reference run; one run killed (a subprocess, os._exit)
@@ -22,7 +22,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from keras_pass import PASSBackbone, io  # noqa: E402
+from keras_pass import io  # noqa: E402
+from keras_pass.models.backbone import PASSBackbone  # noqa: E402
 from keras_pass.data.synthetic import write_unlabeled  # noqa: E402
 from keras_pass.kill_hooks import KILL_STATUS  # noqa: E402
 from keras_pass.pretraining import checkpoint as pretraining_checkpoint  # noqa: E402

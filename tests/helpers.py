@@ -73,8 +73,8 @@ TINY_HEAD = dict(out_dim=64, head_hidden_dim=32, bottleneck_dim=16)
 
 
 def tiny_pretrainer(**kwargs):
-    from keras_pass import PASSBackbone
-    from keras_pass.pretraining import PASSPretrainer
+    from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.pretraining.trainer import PASSPretrainer
 
     backbone = PASSBackbone(
         **TINY_BACKBONE, drop_path_rate=kwargs.pop("drop_path_rate", 0.0),

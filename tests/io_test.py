@@ -151,7 +151,7 @@ def test_writers_refuse_non_finite_weights(tmp_path):
 
 
 def test_preset_writer_refuses_non_finite_weights(tmp_path):
-    from keras_pass import PASSBackbone
+    from keras_pass.models.backbone import PASSBackbone
     from keras_pass.errors import NonFiniteLossError
     from tests.helpers import TINY_BACKBONE
 

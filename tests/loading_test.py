@@ -1,10 +1,13 @@
-"""The one model loader: preset / .keras / .pth, overrides only when given."""
+"""The one model loader: preset / .keras / .pth, overrides only when given;
+each model file read once; bad model files named in one line."""
 
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
-from keras_pass.recipes.model_source import load_backbone, load_model, source_kind
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass import loading
+from keras_pass.loading import load_backbone, load_model, load_training_backbone, source_kind
+from keras_pass.recipes.finetune import FinetuneConfig
 from keras_pass.recipes.pretrain import PretrainConfig, build_backbone
 from tests.helpers import TINY_BACKBONE, to_numpy
 
@@ -38,8 +41,9 @@ def test_keras_files_give_their_backbone_with_the_same_weights(patch8_preset, tm
 
 
 @pytest.mark.parametrize("source, message", [
-    ("missing.keras", "Expected an existing keras file"),
-    ("missing.pth", "Expected an existing pth file"),
+    ("missing.keras", r"Expected a \.keras file .* Received: source=missing\.keras \(no such file\)"),
+    ("missing.pth", r"Expected an official PyTorch checkpoint .* Received: source=missing\.pth \(no such file\)"),
+    ("missing_preset", r"Received: source=missing_preset \(no such file or folder\)"),
     ("", "Expected a preset name or folder"),
 ])
 def test_clear_errors_name_what_was_given(source, message):
@@ -50,3 +54,42 @@ def test_clear_errors_name_what_was_given(source, message):
 def test_weights_only_with_a_keras_model(patch8_preset):
     with pytest.raises(ValueError, match="weights"):
         load_model(patch8_preset, weights="best.weights.h5")
+
+
+def test_training_backbone_resizes_grid_and_sets_drop_path(patch8_preset):
+    config = FinetuneConfig(data_root="unused", output_dir="unused", preset=patch8_preset, image_size=(96, 32),
+                            stride=8, drop_path_rate=0.1)
+    backbone = load_training_backbone(config)
+    assert backbone.image_shape == (96, 32, 3) and backbone.drop_path_rate == 0.1
+    assert backbone.pos_embed_interpolation == "resize_only"
+    assert tuple(backbone.embeddings.pos_embed.shape) == (12 * 4, 32)
+
+
+def _torch_state(torch, finetuned):
+    state = {"pos_embed": torch.zeros(1, 9, 32), "cls_token": torch.zeros(1, 1, 32)}
+    if finetuned:
+        state["bottleneck.weight"] = torch.ones(64)
+    return state
+
+
+@pytest.mark.parametrize("finetuned", [False, True])
+def test_a_pth_is_read_once_and_its_kind_told_from_its_keys(finetuned, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    path = str(tmp_path / "checkpoint.pth")
+    torch.save({"model": _torch_state(torch, finetuned)}, path)
+    reads, built = [], []
+    monkeypatch.setattr(loading, "load_torch_checkpoint", lambda p: reads.append(p) or {"model": {"read": p}})
+    monkeypatch.setattr(loading, "checkpoint_kind", lambda state: "fine-tuned" if finetuned else "pre-trained")
+    monkeypatch.setattr(loading, "from_official_checkpoint", lambda c, **kw: (built.append(("reid", c)), None))
+    monkeypatch.setattr(loading, "convert_checkpoint", lambda c, **kw: (built.append(("backbone", c)), None))
+    load_model(path)
+    assert reads == [path]
+    assert built == [("reid" if finetuned else "backbone", {"model": {"read": path}})]
+
+
+def test_a_pth_without_a_backbone_is_named(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = str(tmp_path / "other.pth")
+    torch.save({"epoch": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=r"Received: source=.*other\.pth \(wrong kind: keys such as \['epoch'\]\)"):
+        load_model(path)

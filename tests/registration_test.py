@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.model import ReIDModel
 from tests.helpers import TINY_BACKBONE, run_python
 

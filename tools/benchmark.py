@@ -89,8 +89,8 @@ def _arch(args):
 
 
 def bench_pretrain(args):
-    from keras_pass import PASSBackbone
-    from keras_pass.pretraining import PASSPretrainer
+    from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.pretraining.trainer import PASSPretrainer
 
     config = _arch(args)
     batch, out_dim = (2, 64) if args.tiny else (args.pretrain_batch, 65536)
@@ -107,8 +107,9 @@ def bench_pretrain(args):
 
 
 def bench_finetune(args):
-    from keras_pass import PASSBackbone
-    from keras_pass.reid import ReIDModel, make_optimizer
+    from keras_pass.models.backbone import PASSBackbone
+    from keras_pass.reid.model import ReIDModel
+    from keras_pass.reid.optimizers import make_optimizer
 
     config = _arch(args)
     batch = 8 if args.tiny else args.finetune_batch
@@ -124,7 +125,7 @@ def bench_finetune(args):
 
 
 def bench_extract(args):
-    from keras_pass import PASSBackbone
+    from keras_pass.models.backbone import PASSBackbone
 
     config = _arch(args)
     batch = 4 if args.tiny else args.extract_batch
@@ -144,7 +145,7 @@ def bench_extract(args):
 def bench_data(args):
     from PIL import Image
 
-    from keras_pass.pretraining import make_pass_dataset
+    from keras_pass.pretraining.data import make_pass_dataset
 
     batch, count = (2, 8) if args.tiny else (8, 64)
     with tempfile.TemporaryDirectory() as folder:

@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.deploy.export import FORMATS, export_feature_extractor
 from keras_pass.models.configs import ARCHITECTURES
 from keras_pass.reid.model import ReIDModel

@@ -36,7 +36,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_pass.data.images import list_image_files
     from keras_pass.models.attention import attention_report
-    from keras_pass.recipes.model_source import load_backbone
+    from keras_pass.loading import load_backbone
     from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
 

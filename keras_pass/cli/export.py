@@ -42,7 +42,7 @@ def main(argv=None):
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         return subprocess.run([sys.executable, "-m", "keras_pass", "export", *argv], env=env).returncode
     from keras_pass.deploy.export import export_feature_extractor
-    from keras_pass.recipes.model_source import load_model
+    from keras_pass.loading import load_model
 
     model = load_model(args.model, weights=args.weights)
     worst = export_feature_extractor(model, args.output, args.format, args.raw_input, verbose=True)

@@ -38,8 +38,8 @@ def build_parser():
 
 def load_model(source, weights=None, arch=None, stride=None, test_feature=None, image_size=None):
     """A ReIDModel or PASSBackbone from a .keras, a preset or a .pth (the
-    one loader, `keras_pass.recipes.model_source.load_model`)."""
-    from keras_pass.recipes.model_source import load_model as load
+    one loader, `keras_pass.loading.load_model`)."""
+    from keras_pass.loading import load_model as load
 
     return load(source, weights=weights, test_feature=test_feature, image_size=image_size,
                 stride=stride, arch=arch)

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass.data.images import IMAGE_EXTENSIONS, list_image_files
+from keras_pass.loading import load_backbone, load_model
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.features import embed_batch, extract_features
 
@@ -42,16 +43,12 @@ class Embedder:
     @classmethod
     def from_preset(cls, preset, **kwargs):
         """A backbone preset (name or folder) with its saved preprocessing."""
-        from keras_pass.recipes.model_source import load_backbone
-
         return cls(load_backbone(preset), **kwargs)
 
     @classmethod
     def from_model(cls, model, **kwargs):
         """A model object, or a path the one loader reads (`.keras`, `.pth`, preset)."""
         if isinstance(model, (str, os.PathLike)):
-            from keras_pass.recipes.model_source import load_model
-
             model = load_model(model)
         return cls(model, **kwargs)
 

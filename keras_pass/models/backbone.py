@@ -4,8 +4,10 @@ import keras
 from keras import ops
 from keras_hub.models import Backbone
 
+from keras_pass import io
 from keras_pass.models import preset_io
 from keras_pass.models.configs import arch_config
+from keras_pass.models.image_converter import PASSImageConverter, load_image_converter, sized_image_converter
 from keras_pass.models.layers import (
     LayerNorm,
     PartTokenEmbedding,
@@ -180,7 +182,7 @@ class PASSBackbone(Backbone):
         """
         handle = preset_io.resolve_preset(preset)
         backbone = super(PASSBackbone, cls).from_preset(handle, load_weights=load_weights, **kwargs)
-        backbone.image_converter = preset_io.load_image_converter(handle, backbone)
+        backbone.image_converter = load_image_converter(handle, backbone)
         return backbone
 
     def save_to_preset(self, preset_dir, max_shard_size=10, image_converter=None):
@@ -188,10 +190,8 @@ class PASSBackbone(Backbone):
         with `image_converter.json`: `image_converter`, else the backbone's
         own (`self.image_converter`), else ImageNet statistics (what a
         backbone is pre-trained with), at the backbone's image size."""
-        from keras_pass import io
-
         io.check_finite_weights(self, preset_dir)  # never a preset of NaN weights
-        converter = preset_io.sized_image_converter(image_converter or self.image_converter, self)
+        converter = sized_image_converter(image_converter or self.image_converter, self)
 
         def save(staging):
             super(PASSBackbone, self).save_to_preset(staging, max_shard_size)
@@ -222,6 +222,9 @@ class PASSBackbone(Backbone):
 
 
 preset_io.register_named_presets(PASSBackbone)
+# keras-hub finds a preset's converter class by its `backbone_cls`; set here
+# because the backbone loads and saves its converter (see PASSImageConverter).
+PASSImageConverter.backbone_cls = PASSBackbone
 
 
 def reid_feature(outputs):

@@ -14,6 +14,10 @@ import re
 import numpy as np
 from keras import ops
 
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.configs import ARCHITECTURES, arch_config
+from keras_pass.models.image_converter import PASSImageConverter
+from keras_pass.models.model_files import check_file, file_error
 from keras_pass.models.pos_embed import resample_pos_embed
 
 WRAPPER_KEYS = ("teacher", "model", "state_dict", "student")
@@ -89,6 +93,14 @@ def unwrap_state_dict(checkpoint):
     return state_dict, wrappers
 
 
+def checkpoint_kind(state_dict):
+    """"fine-tuned" (a TransReID checkpoint: backbone and BNNeck), "pre-trained"
+    (a backbone alone) or None (no PASS/ViT backbone) of an unwrapped state dict."""
+    if "pos_embed" not in state_dict:
+        return None
+    return "fine-tuned" if "bottleneck.weight" in state_dict else "pre-trained"
+
+
 def _to_keras_array(torch_key, value):
     value = np.asarray(value, dtype=np.float32)
     if torch_key.endswith("proj.weight") and value.ndim == 4:
@@ -132,8 +144,6 @@ def checkpoint_filter_fn(state_dict):
 def infer_arch(weights):
     """The named architecture whose width and depth the backbone weights
     have (width from `pos_embed`, depth from the block indices)."""
-    from keras_pass.models.configs import ARCHITECTURES
-
     width = int(weights["embeddings/pos_embed"].shape[-1])
     depth = 1 + max((int(k.split("/")[0][len("block_"):]) for k in weights if k.startswith("block_")), default=-1)
     for name, sizes in ARCHITECTURES.items():
@@ -218,7 +228,9 @@ def assign_weights(backbone, weights, allow_missing=False, source_grid=None):
 
 
 def load_torch_checkpoint(path):
-    """Reads a `.pth` with torch (the optional `convert` extra)."""
+    """Reads a `.pth` with torch (the optional `convert` extra): its dict of
+    numpy arrays, or a ValueError naming the file (missing, unreadable,
+    truncated or corrupt, not a dict)."""
     try:
         import torch
     except ImportError as error:
@@ -226,19 +238,17 @@ def load_torch_checkpoint(path):
             "Reading official .pth checkpoints needs PyTorch: "
             "pip install 'keras-pass[convert]'"
         ) from error
+    expected = "an official PyTorch checkpoint (torch.save of a state dict)"
+    check_file(path, expected)
     # Pre-training checkpoints carry the argparse Namespace of their run.
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected an existing .pth file. Received: checkpoint={path}")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises EOFError, RuntimeError, UnpicklingError...
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"Expected a PyTorch checkpoint (torch.save). Received: checkpoint={path} "
-                         f"({reason})") from None
+        raise file_error(path, expected, f"truncated or corrupt: {reason}") from None
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"Expected a PyTorch state dict. Received: checkpoint={path} "
-                         f"(a {type(checkpoint).__name__})")
+        raise file_error(path, expected, f"wrong kind: a {type(checkpoint).__name__}")
     return _tensors_to_numpy(checkpoint)
 
 
@@ -278,10 +288,6 @@ def convert_checkpoint(
     came from: 0.5/0.5 for a fine-tuned checkpoint (it has a BNNeck), ImageNet
     for a pre-trained one.
     """
-    from keras_pass.models.backbone import PASSBackbone
-    from keras_pass.models.configs import arch_config
-    from keras_pass.models.image_converter import PASSImageConverter
-
     if isinstance(checkpoint, str):
         checkpoint = load_torch_checkpoint(checkpoint)
     state_dict, wrappers = unwrap_state_dict(checkpoint)
@@ -306,7 +312,7 @@ def convert_checkpoint(
     )
     backbone = PASSBackbone(**config)
     backbone.image_converter = PASSImageConverter.for_backbone(
-        backbone, "half" if "bottleneck.weight" in state_dict else "imagenet")
+        backbone, "half" if checkpoint_kind(state_dict) == "fine-tuned" else "imagenet")
     missing, resized = assign_weights(backbone, weights, allow_missing, source_grid)
     report = ConversionReport(wrappers, len(weights), unused, missing, resized)
     if output_dir is not None:

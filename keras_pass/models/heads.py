@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_pass.models.layers import gelu
+from keras_pass.backend.kernels import gelu
 
 
 RELEASE_OUT_DIM = 65536  # prototypes per head in every released PASS/DINO model

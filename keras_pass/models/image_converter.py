@@ -12,10 +12,11 @@ import keras
 import numpy as np
 from keras import ops
 from keras_hub.layers import ImageConverter
+from keras_hub.models import Backbone
+from keras_hub.src.utils.preset_utils import check_file_exists
 from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from keras_pass.data.images import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
-from keras_pass.models.backbone import PASSBackbone
 
 STATISTICS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": (HALF_MEAN, HALF_STD)}
 IMAGE_CONVERTER_FILE = "image_converter.json"
@@ -35,10 +36,10 @@ class PASSImageConverter(ImageConverter):
     Plain (aspect-distorting) bilinear resizing with antialiasing, as the
     release's `T.Resize((H, W))` on PIL images and the test pipeline
     (`reid.data.test_transform`); no crop, no pad. `mean`/`std` are in
-    [0, 1] units.
+    [0, 1] units. Its `backbone_cls` (keras-hub's pairing of a converter
+    with its backbone) is set in `keras_pass.models.backbone`, which uses
+    this class and so is imported after it.
     """
-
-    backbone_cls = PASSBackbone
 
     def __init__(self, image_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  interpolation="bilinear", antialias=True, **kwargs):
@@ -92,8 +93,22 @@ def image_converter_of(model):
     """The preprocessing `model`'s weights expect: a backbone's own converter
     (ImageNet statistics when it has none: a pre-training backbone); for a
     fine-tuned model (`ReIDModel`, cluster contrast) the release's 0.5/0.5."""
-    if isinstance(model, PASSBackbone):
-        from keras_pass.models.preset_io import sized_image_converter
-
+    if isinstance(model, Backbone):
         return sized_image_converter(model.image_converter, model)
     return PASSImageConverter.for_backbone(model.backbone, "half")
+
+
+def load_image_converter(handle, backbone):
+    """The preset's `PASSImageConverter` at the backbone's image size; ImageNet
+    statistics for presets written before converters were saved."""
+    converter = None
+    if check_file_exists(handle, IMAGE_CONVERTER_FILE):
+        converter = PASSImageConverter.from_preset(handle)
+    return sized_image_converter(converter, backbone)
+
+
+def sized_image_converter(converter, backbone):
+    """A copy of `converter` (None: ImageNet statistics) resizing to the
+    backbone's native size."""
+    config = {} if converter is None else converter.get_config()
+    return PASSImageConverter.from_config({**config, "image_size": list(backbone.image_shape[:2])})

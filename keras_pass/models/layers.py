@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_pass.backend.kernels import dense_gelu, erf_gelu, fast_paths_enabled, fused, gelu  # noqa: F401
+from keras_pass.backend.kernels import dense_gelu, fast_paths_enabled, fused
 from keras_pass.models.pos_embed import grid_size, resample_pos_embed
 
 INTERPOLATION_MODES = ("resize_only", "always")
@@ -13,12 +13,6 @@ GRID_KEY = "grid_shape"  # saved beside the embedding's variables
 
 def _trunc_normal(stddev=0.02):
     return keras.initializers.TruncatedNormal(stddev=stddev)
-
-
-# Exact (erf) GELU in float32, as PyTorch's `nn.GELU()`: under
-# mixed_bfloat16, TensorFlow's bfloat16 erfc made GELU a fifth of the
-# pre-training step on CPU; in float32 erf is vectorised and exact.
-_erf_gelu = erf_gelu
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")

@@ -1,15 +1,14 @@
 """Preset handles: named presets, grid-changing loads, atomic saves."""
 
+import json
 import os
 
+import h5py
 from keras import ops
-from keras_hub.src.utils.preset_utils import (
-    CONFIG_FILE,
-    MODEL_WEIGHTS_FILE,
-    check_file_exists,
-    register_presets,
-)
+from keras_hub.src.utils.preset_utils import CONFIG_FILE, MODEL_WEIGHTS_FILE, register_presets
 
+from keras_pass import io
+from keras_pass.models.model_files import check_file, file_error
 from keras_pass.models.pos_embed import resample_pos_embed
 from keras_pass.models.presets import PASS_PRESETS
 
@@ -88,44 +87,30 @@ def resolve_preset(preset):
 
 
 def check_preset_dir(preset):
-    """`preset` when it holds a parseable config and its weights file: a
-    ValueError naming the file otherwise (keras-hub's own message for a
+    """`preset` when it holds a parseable config and a complete weights file:
+    a ValueError naming the file otherwise (keras-hub's own message for a
     missing weights file names the sharded `model.weights.json`)."""
-    import json
-
     config_file = os.path.join(preset, CONFIG_FILE)
     if not os.path.isfile(config_file):
         raise ValueError(f"Expected a preset directory with {CONFIG_FILE} (written by "
                          f"`save_to_preset` or the converter). Received: preset={preset}")
+    expected = "a preset's config (JSON written by `save_to_preset`)"
+    check_file(config_file, expected)
     try:
         with open(config_file, encoding="utf-8") as handle:
             json.load(handle)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"Expected valid JSON in {config_file}. Received: {error}") from None
+        raise file_error(config_file, expected, f"truncated or corrupt: {error}") from None
     weights_file = os.path.join(preset, MODEL_WEIGHTS_FILE)
-    if not os.path.isfile(weights_file):
-        raise ValueError(f"Expected the preset's weights {weights_file}. Received: no such file")
+    expected = "a preset's weights (HDF5 written by `save_to_preset`)"
+    check_file(weights_file, expected)
+    try:
+        with h5py.File(weights_file, "r"):
+            pass
+    except OSError as error:
+        reason = str(error).split("(", 1)[-1].rstrip(")") if "(" in str(error) else str(error)
+        raise file_error(weights_file, expected, f"truncated or corrupt: {reason}") from None
     return preset
-
-
-def load_image_converter(handle, backbone):
-    """The preset's `PASSImageConverter` at the backbone's image size; ImageNet
-    statistics for presets written before converters were saved."""
-    from keras_pass.models.image_converter import IMAGE_CONVERTER_FILE, PASSImageConverter
-
-    converter = None
-    if check_file_exists(handle, IMAGE_CONVERTER_FILE):
-        converter = PASSImageConverter.from_preset(handle)
-    return sized_image_converter(converter, backbone)
-
-
-def sized_image_converter(converter, backbone):
-    """A copy of `converter` (None: ImageNet statistics) resizing to the
-    backbone's native size."""
-    from keras_pass.models.image_converter import PASSImageConverter
-
-    config = {} if converter is None else converter.get_config()
-    return PASSImageConverter.from_config({**config, "image_size": list(backbone.image_shape[:2])})
 
 
 def transfer_weights(source, target):
@@ -155,7 +140,5 @@ def save_preset_atomically(save, preset_dir, *args):
 
     An interrupted save leaves the previous preset untouched.
     """
-    from keras_pass import io
-
     with io.atomic_directory(preset_dir) as staging:
         save(staging, *args)

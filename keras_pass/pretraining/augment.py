@@ -20,7 +20,7 @@ import math
 
 import tensorflow as tf
 
-from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
+from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD
 
 SOLARIZE_THRESHOLD = 128.0 / 255.0
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's "L" conversion, as torchvision

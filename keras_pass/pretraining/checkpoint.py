@@ -8,8 +8,6 @@ import numpy as np
 
 from keras_pass import io
 from keras_pass.kill_hooks import maybe_kill
-from keras_pass.errors import NonFiniteLossError  # noqa: F401 (importable from here too)
-from keras_pass.finite import NonFiniteLossGuard  # noqa: F401 (one guard for every trainer)
 
 from keras_pass.backend.train_steps import sync_state_for_callbacks
 

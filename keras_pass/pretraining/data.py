@@ -15,12 +15,7 @@ import tensorflow as tf
 
 from keras_pass.data.images import SkippedImages, check_some_image_decodes, list_image_files, read_image
 from keras_pass.pretraining import augment, shards
-from keras_pass.pretraining.data_validation import (
-    check_int,
-    default_region_bounds,  # noqa: F401 (re-exported)
-    describe_source,
-    validated_crop_config,
-)
+from keras_pass.pretraining.data_validation import check_int, describe_source, validated_crop_config
 
 _CROP_SEED_SALT = 1
 _SHUFFLE_SEED_SALT = 2

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from keras_pass.models.regions import default_region_bounds  # noqa: F401 (re-exported)
+from keras_pass.models.regions import default_region_bounds
 from keras_pass.pretraining import augment
 
 

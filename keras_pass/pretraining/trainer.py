@@ -33,7 +33,8 @@ from keras import ops
 
 from keras_pass.models.heads import RELEASE_OUT_DIM, DINOHead
 from keras_pass.backend import kernels, train_steps
-from keras_pass.pretraining.checkpoint import NonFiniteLossGuard, PretrainingCheckpoint
+from keras_pass.finite import NonFiniteLossGuard
+from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.loss import (
     collapse_metrics,
     dino_loss_terms,

@@ -42,7 +42,7 @@ from keras_pass.reid.data import make_train_dataset
 from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
 from keras_pass.reid.features import evaluate_feature_sets, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
-from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.loading import load_training_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.uda.clustering import cluster_features

@@ -34,7 +34,7 @@ from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_datase
 from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
 from keras_pass.recipes.config import check_pk_batch, setting
-from keras_pass.recipes.model_source import load_training_backbone
+from keras_pass.loading import load_training_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
@@ -91,9 +91,6 @@ class FinetuneConfig:
 
     def check(self):
         check_pk_batch(self.batch_size, self.num_instances)
-
-
-load_backbone = load_training_backbone  # the earlier name
 
 
 def build_model(config, num_classes):

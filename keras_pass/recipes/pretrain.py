@@ -40,14 +40,10 @@ from keras_pass.pretraining.callbacks import EpochHistoryFile, pass_schedules
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.shards import is_shard_folder
-from keras_pass.pretraining.trainer import (
-    OBJECTIVES,
-    RELEASE_OUT_DIM,
-    RELEASE_TEACHER_MOMENTUM,
-    PASSPretrainer,
-)
+from keras_pass.models.heads import RELEASE_OUT_DIM
+from keras_pass.pretraining.trainer import OBJECTIVES, RELEASE_TEACHER_MOMENTUM, PASSPretrainer
 from keras_pass.recipes.config import check_crop_fits, setting
-from keras_pass.recipes.model_source import load_backbone
+from keras_pass.loading import load_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 
 DEFAULT_IMAGE_SIZE = (256, 128)

@@ -17,6 +17,7 @@ import keras
 from keras_pass import io
 from keras_pass.backend import processes
 from keras_pass.backend.distribution import distribution_scope
+from keras_pass.version import __version__
 
 RUN_FILE = "run.json"
 
@@ -45,9 +46,7 @@ def _version(package):
 
 def software_versions():
     """keras-pass, Keras and the engines a run may use (None: not installed)."""
-    import keras_pass
-
-    versions = {"keras_pass": keras_pass.__version__, "keras": keras.__version__}
+    versions = {"keras_pass": __version__, "keras": keras.__version__}
     for package in ("jax", "jaxlib", "tensorflow"):
         versions[package] = _version(package)
     return versions

@@ -42,11 +42,3 @@ from keras_pass.reid.optimizers import ReIDSGD, WarmupCosineSchedule, make_optim
 from keras_pass.reid.reranking import re_ranking, re_ranking_features
 from keras_pass.reid import tfds_market1501  # noqa: F401  (registers "market1501")
 
-
-def __getattr__(name):
-    # The fine-tuning recipe lives in keras_pass.recipes (above reid): loaded on use.
-    if name in ("FinetuneConfig", "finetune"):
-        from keras_pass.recipes import finetune as recipe
-
-        return getattr(recipe, name)
-    raise AttributeError(f"module 'keras_pass.reid' has no attribute {name!r}")

@@ -15,12 +15,6 @@ from keras_pass.finite import check_finite_features
 from keras_pass.reid.features import evaluate_feature_sets, extract_features
 
 
-# Earlier names of the `keras_pass.io` writers, kept importable.
-write_json_atomically = io.write_json
-config_as_json = io.jsonable
-save_weights_atomically = io.save_weights
-
-
 def metrics_to_logs(results):
     cmc = results["cmc"]
     logs = {"mAP": results["mAP"], "mINP": results["mINP"]}
@@ -80,9 +74,9 @@ class ReIDEvaluation(keras.callbacks.Callback):
             logs.update(metrics)
         improved = self.best is None or metrics["mAP"] > self.best["mAP"]
         if self.best_checkpoint and improved:
-            save_weights_atomically(self.model, self.best_checkpoint)
+            io.save_weights(self.model, self.best_checkpoint)
             self.best = {**metrics, "epoch": epoch + 1}
-            write_json_atomically(self._best_json, self.best)
+            io.write_json(self._best_json, self.best)
         if self.verbose:
             text = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items())
             print(f"\nEpoch {epoch + 1} evaluation: {text}{' (best)' if improved else ''}")

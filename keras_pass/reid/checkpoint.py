@@ -84,10 +84,10 @@ def from_official_checkpoint(checkpoint, arch=None, image_size=None, stride=16,
     backbone, report = convert.convert_checkpoint(
         checkpoint, arch=arch, image_size=image_size, stride=stride, **config_overrides
     )
-    if "bottleneck.weight" not in state_dict:
+    if convert.checkpoint_kind(state_dict) != "fine-tuned":
         raise convert.CheckpointMismatchError(
             "Expected a fine-tuned checkpoint with 'bottleneck.*' BNNeck keys. Received: "
-            "none (a pre-training checkpoint? use ReIDModel.from_preset)"
+            "none (a pre-training checkpoint? convert_checkpoint gives its backbone)"
         )
     weight = state_dict.get("classifier.weight")
     num_classes = int(np.shape(weight)[0]) if weight is not None else 1

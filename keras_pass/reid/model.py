@@ -26,20 +26,10 @@ import keras
 from keras import ops
 
 from keras_pass.backend.distribution import scale_loss_for_replicas
-from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.losses import ReIDLoss
 
 FEATURE_FUSIONS = ("cat", "mean", "cls_only", "parts_only")
 TEST_FEATURES = ("before", "after")
-
-
-def training_backbone(preset, image_shape, stride, drop_path_rate):
-    """A preset's backbone for ReID training: at `image_shape`/`stride`
-    (position grid resized bilinearly), fine-tuning position semantics."""
-    return PASSBackbone.from_preset(
-        preset, image_shape=tuple(image_shape), stride=stride, drop_path_rate=drop_path_rate,
-        pos_embed_interpolation="resize_only",
-    )
 
 
 def _neck(name):
@@ -150,14 +140,6 @@ class ReIDModel(keras.Model):
     @property
     def metrics(self):
         return [*super().metrics, self.id_loss_tracker, self.triplet_loss_tracker]
-
-    @classmethod
-    def from_preset(cls, preset, num_classes, image_shape=(256, 128, 3), stride=16,
-                    drop_path_rate=0.1, **kwargs):
-        """Backbone from a preset dir/name at the fine-tuning size and stride
-        (position grid resized bilinearly); drop path 0.1 as the official
-        fine-tuning config."""
-        return cls(training_backbone(preset, image_shape, stride, drop_path_rate), num_classes, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -7,11 +7,3 @@ from keras_pass.uda.jaccard import jaccard_distance
 from keras_pass.uda.memory import ClusterMemory, hard_update
 from keras_pass.uda.model import ClusterContrastModel
 
-
-def __getattr__(name):
-    # The USL/UDA recipes live in keras_pass.recipes.cluster_contrast (above uda).
-    if name in ("UDAConfig", "USLConfig", "train_uda", "train_usl"):
-        from keras_pass.recipes import cluster_contrast
-
-        return getattr(cluster_contrast, name)
-    raise AttributeError(f"module 'keras_pass.uda' has no attribute {name!r}")

@@ -12,7 +12,7 @@ TensorFlow's (`tf.distribute` included: see `keras_pass.uda.memory`).
 import keras
 
 from keras_pass.backend.distribution import scale_loss_for_replicas
-from keras_pass.reid.model import ReIDModel, training_backbone
+from keras_pass.reid.model import ReIDModel
 from keras_pass.uda.memory import ClusterMemory, l2_normalize
 
 
@@ -77,10 +77,3 @@ class ClusterContrastModel(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
-
-    @classmethod
-    def from_preset(cls, preset, capacity, image_shape=(256, 128, 3), stride=16,
-                    drop_path_rate=0.3, **kwargs):
-        """Backbone from a preset dir/name (fresh necks and memory); drop
-        path 0.3 as the release's cluster-contrast scripts."""
-        return cls(training_backbone(preset, image_shape, stride, drop_path_rate), capacity, **kwargs)

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli import evaluate, extract, visualize
-from keras_pass.reid import evaluate_rank, pairwise_distance
+from keras_pass.reid.evaluation import evaluate_rank, pairwise_distance
 from keras_pass.reid.features import load_feature_set
 from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501, once_under_tensorflow
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_pass.data import SkippedImages, decode_image, list_image_files, read_image
+from keras_pass.data.images import SkippedImages, decode_image, list_image_files, read_image
 
 
 def save(path, array, **kwargs):

@@ -3,8 +3,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import keras_pass
-from keras_pass import PASSBackbone
+from keras_pass.deploy.embedder import Embedder
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.image_converter import PASSImageConverter
 from keras_pass.reid.model import ReIDModel
 from tests.helpers import TINY_BACKBONE, to_numpy
@@ -33,7 +33,7 @@ def preset(tmp_path_factory):
 def test_every_input_kind_gives_the_same_features(pngs, preset):
     folder, paths, images = pngs
     backbone, preset_dir = preset
-    embedder = keras_pass.Embedder.from_preset(preset_dir, batch_size=2)
+    embedder = Embedder.from_preset(preset_dir, batch_size=2)
     assert embedder.image_converter.mean == (0.5, 0.5, 0.5)  # the preset's own statistics
     from_paths = embedder(paths)
     assert from_paths.shape == (5, 64) and from_paths.dtype == np.float32
@@ -53,7 +53,7 @@ def test_every_input_kind_gives_the_same_features(pngs, preset):
 def test_fine_tuned_model_and_progress_bar(pngs, capsys):
     _, paths, images = pngs
     model = ReIDModel(PASSBackbone(**TINY_BACKBONE), num_classes=3)
-    embedder = keras_pass.Embedder.from_model(model)
+    embedder = Embedder.from_model(model)
     assert embedder.image_converter.std == (0.5, 0.5, 0.5)
     features = embedder(np.stack([images[0]] * 3), verbose=True)
     assert "images" in capsys.readouterr().out
@@ -63,9 +63,9 @@ def test_fine_tuned_model_and_progress_bar(pngs, capsys):
 @pytest.mark.parametrize("bad", [np.zeros((4, 4)), [np.zeros((8, 8, 4))], np.zeros((1, 2, 3, 4, 5))])
 def test_bad_images(bad, preset):
     with pytest.raises(ValueError, match="Expected"):
-        keras_pass.Embedder(preset[0])(bad)
+        Embedder(preset[0])(bad)
 
 
 def test_bad_batch_size(preset):
     with pytest.raises(ValueError, match="batch_size=0"):
-        keras_pass.Embedder(preset[0], batch_size=0)
+        Embedder(preset[0], batch_size=0)

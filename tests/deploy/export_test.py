@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.backend import kernels
 from keras_pass.deploy import export as export_module
 from keras_pass.deploy.export import FORMATS, export_feature_extractor, feature_extractor, load_exported

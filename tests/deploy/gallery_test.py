@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli import index as index_cli
 from keras_pass.cli import search as search_cli
 from keras_pass.deploy import embedder as embedder_module

@@ -1,13 +1,9 @@
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
-from keras_pass.models.attention import (
-    attention_report,
-    default_region_bounds,
-    part_attention_maps,
-    region_attention_share,
-)
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.attention import attention_report, part_attention_maps, region_attention_share
+from keras_pass.models.regions import default_region_bounds
 from tests.helpers import TINY_BACKBONE, to_numpy
 
 

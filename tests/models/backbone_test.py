@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
 from tests.helpers import TINY_BACKBONE, run_model_test, to_numpy, tree_to_numpy
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli.main import main as cli_main
 from keras_pass.data.images import IMAGENET_MEAN
 from keras_pass.models.convert import (

@@ -5,7 +5,7 @@ import keras_hub
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD
 from keras_pass.models.image_converter import (
     IMAGE_CONVERTER_FILE,

@@ -6,7 +6,8 @@ import keras_hub
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone, list_presets
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.models.preset_io import list_presets
 from keras_pass.models import preset_io
 from keras_pass.models.configs import arch_config
 from keras_pass.models.pos_embed import bilinear_matrix

@@ -77,7 +77,7 @@ def _assert_only_the_writer_wrote(folder):
 
 
 def _write_data(data):
-    from keras_pass import PASSBackbone
+    from keras_pass.models.backbone import PASSBackbone
     from keras_pass.data.synthetic import write_unlabeled
     from tests.helpers import TINY_BACKBONE, make_market1501
 

@@ -70,7 +70,7 @@ def finetune(data, out_dir, distribution):
 
 
 def usl(data, out_dir, distribution):
-    from keras_pass.uda.trainer import USLConfig, train_usl
+    from keras_pass.recipes.cluster_contrast import USLConfig, train_usl
 
     history = train_usl(USLConfig(
         data_root=str(data), output_dir=str(out_dir), preset=os.path.join(data, "preset"), image_size=(64, 32),

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_pass.pretraining import (
+from keras_pass.pretraining.callbacks import (
     LearningRateWarmupCosine,
     WeightDecayScheduler,
     cosine_schedule,

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_pass.pretraining import make_pass_dataset
-from keras_pass.pretraining.augment import IMAGENET_MEAN, IMAGENET_STD
+from keras_pass.pretraining.data import make_pass_dataset
+from keras_pass.data.images import IMAGENET_MEAN, IMAGENET_STD
 
 REGIONS = ((0.0, 0.5), (0.25, 0.75), (0.5, 1.0))
 

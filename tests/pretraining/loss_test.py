@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_pass.pretraining import pass_loss, update_centers
+from keras_pass.pretraining.loss import pass_loss, update_centers
 from keras_pass.pretraining.loss import collapse_metrics, pass_loss_terms
 from tests.helpers import to_numpy
 

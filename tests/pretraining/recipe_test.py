@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.backend.distribution import distribution_scope
-from keras_pass.pretraining.recipe import PretrainConfig, pretrain
+from keras_pass.recipes.pretrain import PretrainConfig, pretrain
 from tests.helpers import REPO_ROOT, TINY_BACKBONE, once_under_tensorflow, to_numpy
 
 TINY = {k: v for k, v in TINY_BACKBONE.items() if k != "image_shape"}

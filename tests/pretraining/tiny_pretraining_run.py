@@ -26,7 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_pass.pretraining import PretrainingCheckpoint, pass_schedules  # noqa: E402
+from keras_pass.pretraining.callbacks import pass_schedules  # noqa: E402
+from keras_pass.pretraining.checkpoint import PretrainingCheckpoint  # noqa: E402
 from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  # noqa: E402
 
 with simulated_devices_scope(args.devices):

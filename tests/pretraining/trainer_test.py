@@ -4,14 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.pretraining.optimizer import ScheduledAdamW
-from keras_pass.pretraining import (
-    FreezeLastLayer,
-    NonFiniteLossError,
-    PretrainingCheckpoint,
-    TeacherMomentumScheduler,
-)
+from keras_pass.errors import NonFiniteLossError
+from keras_pass.pretraining.callbacks import FreezeLastLayer, TeacherMomentumScheduler
+from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from tests.helpers import repeated_dataset, tiny_crops, tiny_pretrainer, to_numpy
 
 
@@ -28,7 +25,7 @@ class TestPASSPretrainer:
         return model.fit(dataset, steps_per_epoch=steps, epochs=epochs, callbacks=list(callbacks), verbose=0)
 
     def test_registered_for_serialization_and_config_round_trip(self):
-        from keras_pass.pretraining import PASSPretrainer
+        from keras_pass.pretraining.trainer import PASSPretrainer
 
         assert keras.saving.get_registered_object("keras_pass>PASSPretrainer") is PASSPretrainer
         model = tiny_pretrainer()
@@ -143,7 +140,7 @@ def test_loss_falls_on_a_fixed_tiny_set(tmp_path):
     import tensorflow as tf
 
     from keras_pass.data.synthetic import write_unlabeled
-    from keras_pass.pretraining import make_pass_dataset
+    from keras_pass.pretraining.data import make_pass_dataset
 
     write_unlabeled(str(tmp_path), num_identities=4, views=(2, 2), image_size=(64, 32), seed=5)
     keras.utils.set_random_seed(0)

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.data.synthetic import write_market1501
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
-from keras_pass.uda.trainer import UDAConfig, USLConfig, make_optimizer, train_uda, train_usl
+from keras_pass.recipes.cluster_contrast import UDAConfig, USLConfig, make_optimizer, train_uda, train_usl
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass import io

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass.recipes.finetune import FinetuneConfig, finetune

@@ -7,7 +7,7 @@ import os
 import keras
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.recipes import cluster_contrast, demo, finetune
 from keras_pass.recipes.pretrain import PretrainConfig, pretrain

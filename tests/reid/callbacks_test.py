@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 
 from keras_pass import io
-from keras_pass import PASSBackbone
-from keras_pass.reid import (
-    AtomicBackupAndRestore,
-    ReIDEvaluation,
-    ReIDModel,
-    evaluate_model,
-    make_optimizer,
-    market1501,
-)
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation
+from keras_pass.reid.datasets import market1501
+from keras_pass.reid.features import evaluate_model
+from keras_pass.reid.model import ReIDModel
+from keras_pass.reid.optimizers import make_optimizer
 from keras_pass.reid.callbacks import read_backup_epoch
 from tests.helpers import TINY_BACKBONE, make_market1501, to_numpy
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_pass.reid import evaluation
-from keras_pass.reid import (
+from keras_pass.reid.evaluation import (
     alpha_query_expansion,
     evaluate_features,
     evaluate_rank,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.datasets import check_dataset_images, market1501
 from keras_pass.data.images import naming_undecodable_images
 from keras_pass.reid.data import make_train_dataset

@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import PASSBackbone
-from keras_pass.reid import ReIDModel, from_official_checkpoint
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.reid.checkpoint import from_official_checkpoint
+from keras_pass.reid.model import ReIDModel
 from tests.helpers import TINY_BACKBONE, run_model_test, to_numpy
 
 IMAGES = np.random.default_rng(0).normal(size=(4, 64, 32, 3)).astype("float32")
@@ -73,14 +74,6 @@ class TestReIDModel:
         model.fit(IMAGES, labels, batch_size=4, epochs=1, verbose=0)
         np.testing.assert_array_equal(to_numpy(model.cls_neck.beta), 0.0)
         assert np.abs(to_numpy(model.cls_neck.moving_mean)).max() > 0  # BN stats updated
-
-    def test_from_preset_resizes_grid_and_sets_drop_path(self, tmp_path):
-        self.backbone.save_to_preset(str(tmp_path / "preset"))
-        model = ReIDModel.from_preset(str(tmp_path / "preset"), 7, image_shape=(96, 32, 3))
-        assert model.backbone.image_shape == (96, 32, 3)
-        assert model.backbone.drop_path_rate == 0.1
-        assert tuple(model.backbone.embeddings.pos_embed.shape) == (12, 32)
-        assert tuple(model(np.zeros((1, 96, 32, 3), "float32")).shape) == (1, 64)
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="feature_fusion"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_pass.reid import re_ranking
+from keras_pass.reid.reranking import re_ranking
 from keras_pass.reid.reranking import re_ranking_features
 
 

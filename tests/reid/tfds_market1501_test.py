@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import keras_pass.reid  # noqa: F401  (registers "market1501")
-from keras_pass.reid import market1501
+from keras_pass.reid.datasets import market1501
 from tests.helpers import make_market1501
 
 

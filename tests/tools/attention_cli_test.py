@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli.attention import main
 from tests.helpers import TINY_BACKBONE
 

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -32,12 +33,37 @@ def truncate(path, keep=0.5):
         handle.write(data[: int(len(data) * keep)])
 
 
+def write_bad_model_files(root, preset):
+    """Model files that are missing, truncated or corrupt, or of the wrong kind."""
+    import keras
+    import torch
+
+    from keras_pass.models.backbone import PASSBackbone
+
+    models = root / "model_files"
+    models.mkdir()
+    PASSBackbone.from_preset(str(preset)).save(str(models / "truncated.keras"))
+    truncate(models / "truncated.keras")
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(str(models / "sequential.keras"))
+    with zipfile.ZipFile(models / "not_a_model.keras", "w") as archive:
+        archive.writestr("notes.txt", "no model here")
+    (models / "folder.keras").mkdir()
+    shutil.copytree(preset, models / "truncated_weights")
+    truncate(models / "truncated_weights" / "model.weights.h5")
+    state = {"pos_embed": torch.zeros(1, 9, 32), "cls_token": torch.zeros(1, 1, 32)}
+    torch.save(state, models / "truncated.pth")
+    truncate(models / "truncated.pth")
+    torch.save([torch.zeros(1)], models / "list.pth")
+    torch.save({"epoch": torch.zeros(1)}, models / "no_backbone.pth")
+    return {"models": models}
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Every input of the table, written once."""
     import keras
 
-    from keras_pass import PASSBackbone
+    from keras_pass.models.backbone import PASSBackbone
     from keras_pass.reid.datasets import market1501
     from keras_pass.reid.features import save_feature_set
 
@@ -90,7 +116,7 @@ def files(tmp_path_factory):
         "bad_gallery": gallery[0], "garbled_market": garbled_market, "undecodable": undecodable, "preset": preset,
         "no_weights": no_weights, "garbage_config": garbage_config, "features": features,
         "no_paths": no_paths, "a_file": a_file, "query_image": os.path.join(market, "query", query[0]),
-        "bad_query_image": os.path.join(bad_market, "query", query[0]),
+        "bad_query_image": os.path.join(bad_market, "query", query[0]), **write_bad_model_files(root, preset),
     }
 
 
@@ -157,6 +183,32 @@ CASES = [
     ("demo_negative_seed", "demo --output_dir {out} --seed -1", "--seed"),
     ("demo_output_is_file", "demo --output_dir {a_file}", "output_dir"),
     ("unknown_command", "nosuchcommand", "nosuchcommand"),
+    # Model files: missing, truncated or corrupt, wrong kind, each named with what is wrong.
+    ("extract_truncated_keras", "extract {models}/truncated.keras {market} {out}",
+     "source={models}/truncated.keras (truncated or corrupt"),
+    ("index_truncated_keras", "index {market}/query {out} --model {models}/truncated.keras",
+     "source={models}/truncated.keras (truncated or corrupt"),
+    ("extract_keras_of_another_model", "extract {models}/sequential.keras {market} {out}",
+     "source={models}/sequential.keras (wrong kind: a Sequential)"),
+    ("extract_zip_not_a_keras_model", "extract {models}/not_a_model.keras {market} {out}",
+     "source={models}/not_a_model.keras (truncated or corrupt"),
+    ("extract_keras_is_a_folder", "extract {models}/folder.keras {market} {out}",
+     "source={models}/folder.keras (a folder, not a file)"),
+    ("extract_truncated_preset_weights", "extract {models}/truncated_weights {market} {out}",
+     "source={models}/truncated_weights/model.weights.h5 (truncated or corrupt: truncated file"),
+    ("finetune_truncated_preset_weights", "finetune --data_root={market} --output_dir={out} "
+     "--preset={models}/truncated_weights", "model.weights.h5 (truncated or corrupt: truncated file"),
+    ("extract_folder_not_a_preset", "extract {market} {market} {out}", "preset={market}"),
+    ("extract_file_of_no_model_kind", "extract {a_file} {market} {out}", "source={a_file} (a file of neither kind)"),
+    ("extract_missing_preset", "extract {root}/missing_preset {market} {out}",
+     "source={root}/missing_preset (no such file or folder)"),
+    ("extract_missing_pth", "extract {root}/missing.pth {market} {out}", "source={root}/missing.pth (no such file)"),
+    ("extract_truncated_pth", "extract {models}/truncated.pth {market} {out}",
+     "source={models}/truncated.pth (truncated or corrupt"),
+    ("extract_pth_not_a_dict", "extract {models}/list.pth {market} {out}",
+     "source={models}/list.pth (wrong kind: a list)"),
+    ("extract_pth_without_backbone", "extract {models}/no_backbone.pth {market} {out}",
+     "source={models}/no_backbone.pth (wrong kind: keys such as ['epoch'])"),
 ]
 
 

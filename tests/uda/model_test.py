@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pass import PASSBackbone
+from keras_pass.models.backbone import PASSBackbone
 from keras_pass.reid.optimizers import ReIDSGD
 from keras_pass.uda.model import ClusterContrastModel
 from tests.helpers import TINY_BACKBONE, to_numpy

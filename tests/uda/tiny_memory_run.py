@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_pass.reid.model import scale_loss_for_replicas  # noqa: E402
+from keras_pass.backend.distribution import scale_loss_for_replicas  # noqa: E402
 from keras_pass.uda.memory import ClusterMemory, l2_normalize  # noqa: E402
 from tests.helpers import simulated_devices_scope  # noqa: E402
 

@@ -6,7 +6,7 @@
 
 import sys
 
-from keras_pass.uda.trainer import USLConfig, train_usl
+from keras_pass.recipes.cluster_contrast import USLConfig, train_usl
 
 
 def kill_test_config(data, preset, output_dir):
