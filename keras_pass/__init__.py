@@ -1,5 +1,9 @@
 """keras-pass: PASS part-aware self-supervised pre-training for person ReID."""
 
+from keras_pass import startup as _startup
+
+_startup.prepare()  # before Keras loads: KERAS_BACKEND checked, TensorFlow's start-up lines left out
+
 import importlib as _importlib
 
 __version__ = "0.1.0"
