@@ -57,18 +57,15 @@ positive_float = _number(float, 0.0, strict=True)
 non_negative_float = _number(float, 0.0, strict=False)
 
 
-class SizePair(argparse.Action):
-    """`--image_size H,W` as the recipes spell sizes, or `--image_size H W`:
-    a tuple of two ints > 0 (use with `nargs="+"`)."""
+def size_pair(text):
+    """`H,W` (sizes as the recipes spell them) -> two ints > 0."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"Expected two ints H,W. Received: {text!r}")
+    return tuple(positive_int(part) for part in parts)
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        parts = [part for part in ",".join(values).split(",") if part]
-        try:
-            if len(parts) != 2:
-                raise argparse.ArgumentTypeError(f"Expected two ints H,W. Received: {' '.join(values)}")
-            setattr(namespace, self.dest, tuple(positive_int(part) for part in parts))
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"argument {option_string}: {error}")
+
+size_pair.__name__ = "H,W"  # argparse names the type in its messages
 
 
 def check_output_path(path, name):

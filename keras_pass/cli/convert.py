@@ -1,6 +1,6 @@
 """`keras-pass convert CHECKPOINT OUTPUT_DIR`: official PyTorch .pth -> keras-pass preset dir."""
 
-from keras_pass.cli.arguments import ArgumentParser, SizePair, check_output_path, positive_int
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
 
 from keras_pass.models.configs import ARCHITECTURES
 
@@ -20,12 +20,12 @@ def build_parser():
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES),
                         help="default: inferred from the checkpoint's shapes")
     parser.add_argument(
-        "--image_size", nargs="+", action=SizePair, metavar="H,W",
+        "--image_size", type=size_pair, metavar="H,W",
         help="target input size; default: the checkpoint's own (2:1 grid x 16)",
     )
     parser.add_argument("--stride", type=positive_int, default=16, help="patch stride")
     parser.add_argument(
-        "--source_grid", nargs="+", action=SizePair, metavar="GH,GW",
+        "--source_grid", type=size_pair, metavar="GH,GW",
         help="patch grid of the checkpoint when it is not 2:1 and differs from the target",
     )
     parser.add_argument(

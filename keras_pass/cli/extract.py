@@ -12,7 +12,7 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 """
 
 
-from keras_pass.cli.arguments import ArgumentParser, SizePair, check_output_path, positive_int
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
 from keras_pass import io
 
 
@@ -26,7 +26,7 @@ def build_parser():
     parser.add_argument("--splits", nargs="+", default=None,
                         help="default: query gallery (or 'images' with --dataset images)")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
-    parser.add_argument("--image_size", nargs="+", action=SizePair, metavar="H,W",
+    parser.add_argument("--image_size", type=size_pair, metavar="H,W",
                         help="default: the model's native size")
     parser.add_argument("--batch_size", type=positive_int, default=128)
     parser.add_argument("--arch", help="architecture of a .pth (default: inferred from its shapes)")

@@ -66,10 +66,11 @@ def test_hyphenated_flags_reach_argparse_and_absl():
 def test_sizes_are_spelt_as_in_the_recipes():
     from keras_pass.cli import extract
 
-    for given in (["--image_size=64,32"], ["--image-size", "64", "32"]):
+    for given in (["--image_size=64,32"], ["--image-size", "64,32"]):
         assert extract.build_parser().parse_args(["m", "d", "o", *given]).image_size == (64, 32)
-    with pytest.raises(ValueError, match="image_size"):
-        extract.build_parser().parse_args(["m", "d", "o", "--image_size=64"])
+    for bad in ("64", "64,0", "a,b"):
+        with pytest.raises(ValueError, match="image_size"):
+            extract.build_parser().parse_args(["m", "d", "o", f"--image_size={bad}"])
 
 
 def test_convert_infers_the_architecture():
