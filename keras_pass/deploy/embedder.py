@@ -6,7 +6,6 @@ normalisation) is applied, so callers pass plain RGB images.
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
