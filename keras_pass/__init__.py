@@ -5,7 +5,11 @@ Imports every module that defines a Keras-serialisable class, so that
 work right after `import keras_pass` (the deployment helpers add 0.02 s).
 """
 
-from keras_pass.deploy.embedder import Embedder
+from keras_pass import startup as _startup
+
+_startup.prepare()  # before Keras loads: KERAS_BACKEND checked, TensorFlow's start-up lines left out
+
+from keras_pass.deploy.embedder import Embedder  # noqa: E402
 from keras_pass.deploy.export import export_feature_extractor
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.image_converter import PASSImageConverter

@@ -1,7 +1,9 @@
 """Convert an official PASS PyTorch checkpoint into a keras-pass preset.
 
     python tools/convert_pass_checkpoint.py CHECKPOINT.pth OUTPUT_DIR \
-        --arch vit_small|vit_base [--image-size H W] [--stride S]
+        [--arch vit_small|vit_base] [--image_size H,W] [--stride S]
+
+(`keras-pass convert ...`: the same command.)
 """
 
 from keras_pass.cli.absl_command import example_main

@@ -17,7 +17,7 @@ from keras_pass.backend import processes
 DISTRIBUTIONS = ("none", "mirrored", "data_parallel", "multi_worker_mirrored")
 MULTI_WORKER_REFUSAL = (
     "Expected distribution 'data_parallel' on the JAX backend for multi-host training "
-    "(KERAS_BACKEND=jax, KERAS_DISTRIBUTION_* variables; README: Scaling out): TensorFlow's "
+    "(KERAS_BACKEND=jax, KERAS_DISTRIBUTION_* variables; docs/scaling_out.md): TensorFlow's "
     "MultiWorkerMirroredStrategy fails inside Keras 3.15's fit. Received: distribution=multi_worker_mirrored"
 )
 

@@ -51,7 +51,7 @@ def start_multi_process():
         raise ValueError(
             "Expected the JAX backend for a multi-process run started from "
             f"{', '.join(ENVIRONMENT)} (TensorFlow: multi-worker is refused, see "
-            f"README: Scaling out). Received: backend={keras.config.backend()}"
+            f"docs/scaling_out.md). Received: backend={keras.config.backend()}"
         )
     import jax
 

@@ -1,6 +1,6 @@
-"""`visualize_attention`: the paper's Figure 3 for a backbone preset.
+"""`keras-pass attention PRESET IMAGES OUTPUT`: the paper's Figure 3 for a backbone preset.
 
-    python tools/visualize_attention.py PRESET IMAGES attention.png [--num-images 6]
+    keras-pass attention PRESET IMAGES attention.png [--num_images 6]
 
 Draws, for some images, the last-layer attention of [CLS] and of each [PART]
 token over the image, and prints the share of each PART's attention that
@@ -14,11 +14,11 @@ from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_nega
 
 
 def build_parser():
-    parser = ArgumentParser(prog="visualize_attention", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass attention", description=__doc__.split("\n")[0])
     parser.add_argument("preset", help="backbone preset directory or registered name")
     parser.add_argument("images", help="image folder (any depth) or list file")
     parser.add_argument("output", help="PNG file to write")
-    parser.add_argument("--num-images", type=positive_int, default=6)
+    parser.add_argument("--num_images", type=positive_int, default=6)
     parser.add_argument("--normalization", choices=("imagenet", "half"), default=None,
                         help="default: the preset's own (imagenet for pre-trained, half = 0.5/0.5 "
                              "for fine-tuned backbones)")

@@ -15,8 +15,9 @@ import textwrap
 
 from absl import flags
 
-from keras_pass.recipes.config import check_settings, settings
 from keras_pass import io
+from keras_pass.cli.arguments import flag_spelling
+from keras_pass.recipes.config import check_settings, settings
 
 
 def _flag_name(field):
@@ -50,6 +51,13 @@ def _kind(field):
     return "enum" if meta.get("choices") else "string"
 
 
+def _choices(field):
+    """A setting's choices as the command line spells them (None as its `none_as`)."""
+    meta = field.metadata
+    choices = [c for c in meta["choices"] if c is not None] + ([meta["none_as"]] if "none_as" in meta else [])
+    return list(dict.fromkeys(choices))
+
+
 def _define(field, flag_values):
     name, default, meta = _flag_name(field), _default(field), field.metadata
     text = meta.get("help", "")
@@ -66,8 +74,7 @@ def _define(field, flag_values):
         flags.DEFINE_list(name, None if default is None else [str(v) for v in default], text,
                           flag_values=flag_values)
     elif kind == "enum":
-        choices = [c for c in meta["choices"] if c is not None] + ([meta["none_as"]] if "none_as" in meta else [])
-        flags.DEFINE_enum(name, default, list(dict.fromkeys(choices)), text, flag_values=flag_values)
+        flags.DEFINE_enum(name, default, _choices(field), text, flag_values=flag_values)
     else:
         flags.DEFINE_string(name, None if default is None else str(default), text, flag_values=flag_values)
 
@@ -104,7 +111,7 @@ def parse_config(config_cls, argv, command):
     """`config_cls` from command-line arguments (without the program name)."""
     flag_values = define_flags(config_cls)
     try:
-        rest = flag_values([command, *argv])
+        rest = flag_values([command, *flag_spelling(argv)])
     except flags.Error as error:
         raise ValueError(str(error).splitlines()[0]) from None
     if len(rest) > 1:
@@ -137,8 +144,8 @@ def grouped_help(command, config_cls, doc=None):
         for field in fields:
             default = _default(field)
             shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
-            choices = field.metadata.get("choices")
-            extra = f" (one of {', '.join(str(c) for c in choices if c is not None)})" if choices else ""
+            choices = _choices(field) if field.metadata.get("choices") else None
+            extra = f" (one of {', '.join(map(str, choices))})" if choices else ""
             lines.append(f"  --{_flag_name(field)}: {field.metadata.get('help', '')}{extra}")
             lines.append(f"      (default: {'required' if shown is None and field.default is dataclasses.MISSING else shown})")
     return "\n".join(lines)

@@ -1,14 +1,13 @@
-"""`convert_pass_checkpoint`: official PyTorch .pth -> keras-pass preset dir."""
+"""`keras-pass convert CHECKPOINT OUTPUT_DIR`: official PyTorch .pth -> keras-pass preset dir."""
 
-
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
 
 from keras_pass.models.configs import ARCHITECTURES
 
 
 def build_parser():
     parser = ArgumentParser(
-        prog="convert_pass_checkpoint",
+        prog="keras-pass convert",
         description=(
             "Convert an official PASS checkpoint (pre-trained or fine-tuned "
             ".pth) into a KerasHub-format preset directory that "
@@ -18,23 +17,24 @@ def build_parser():
     )
     parser.add_argument("checkpoint", help="path of the official .pth file")
     parser.add_argument("output_dir", help="preset directory to write")
-    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES),
+                        help="default: inferred from the checkpoint's shapes")
     parser.add_argument(
-        "--image-size", nargs=2, type=positive_int, metavar=("H", "W"),
+        "--image_size", type=size_pair, metavar="H,W",
         help="target input size; default: the checkpoint's own (2:1 grid x 16)",
     )
     parser.add_argument("--stride", type=positive_int, default=16, help="patch stride")
     parser.add_argument(
-        "--source-grid", nargs=2, type=positive_int, metavar=("GH", "GW"),
+        "--source_grid", type=size_pair, metavar="GH,GW",
         help="patch grid of the checkpoint when it is not 2:1 and differs from the target",
     )
     parser.add_argument(
-        "--pos-embed-interpolation", choices=("resize_only", "always"),
+        "--pos_embed_interpolation", choices=("resize_only", "always"),
         default="resize_only",
         help="'always' reproduces the pre-training model's resampling at the native size",
     )
     parser.add_argument(
-        "--allow-missing", action="store_true",
+        "--allow_missing", action="store_true",
         help="write the preset even if some backbone weights are not in the checkpoint",
     )
     return parser

@@ -1,6 +1,6 @@
-"""`evaluate`: saved query/gallery features -> CMC / mAP / mINP table.
+"""`keras-pass evaluate FEATURES_DIR`: saved query/gallery features -> CMC / mAP / mINP table.
 
-    python tools/evaluate.py FEATURES_DIR [--rerank] [--query-expansion]
+    keras-pass evaluate FEATURES_DIR [--rerank] [--query_expansion]
 """
 
 
@@ -8,8 +8,8 @@ from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_nega
 
 
 def build_parser():
-    parser = ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("features_dir", help="output of tools/extract_features.py")
+    parser = ArgumentParser(prog="keras-pass evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("features_dir", help="output folder of `keras-pass extract`")
     parser.add_argument("--query", default="query", help="query split name")
     parser.add_argument("--gallery", default="gallery", help="gallery split name")
     parser.add_argument("--metric", default="sqeuclidean",
@@ -17,13 +17,13 @@ def build_parser():
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     parser.add_argument("--k1", type=positive_int, default=20)
     parser.add_argument("--k2", type=positive_int, default=6)
-    parser.add_argument("--lambda-value", type=non_negative_float, default=0.3)
-    parser.add_argument("--query-expansion", action="store_true", help="alpha-QE of the queries")
-    parser.add_argument("--qe-top-k", type=positive_int, default=10)
-    parser.add_argument("--qe-alpha", type=non_negative_float, default=3.0)
-    parser.add_argument("--ap-method", default="uninterpolated",
+    parser.add_argument("--lambda_value", type=non_negative_float, default=0.3)
+    parser.add_argument("--query_expansion", action="store_true", help="alpha-QE of the queries")
+    parser.add_argument("--qe_top_k", type=positive_int, default=10)
+    parser.add_argument("--qe_alpha", type=non_negative_float, default=3.0)
+    parser.add_argument("--ap_method", default="uninterpolated",
                         choices=("uninterpolated", "devkit_trapezoidal"))
-    parser.add_argument("--max-rank", type=positive_int, default=50)
+    parser.add_argument("--max_rank", type=positive_int, default=50)
     parser.add_argument("--output", help="write the metrics as JSON here")
     return parser
 
@@ -76,7 +76,7 @@ def main(argv=None):
     from keras_pass.reid.roc import format_roc
 
     if args.lambda_value > 1:
-        raise ValueError(f"Expected --lambda-value in [0, 1]. Received: --lambda-value={args.lambda_value}")
+        raise ValueError(f"Expected --lambda_value in [0, 1]. Received: --lambda_value={args.lambda_value}")
     if args.output:
         check_output_file(args.output, "--output")
     results, roc = evaluate_saved(args)

@@ -21,7 +21,7 @@ def build_parser():
     parser.add_argument("model", help="preset name or folder, fine-tuned .keras, or official .pth")
     parser.add_argument("output", help="folder (tf_saved_model) or file (.onnx, .tflite) to write")
     parser.add_argument("--format", choices=FORMATS, default="tf_saved_model")
-    parser.add_argument("--raw-input", action="store_true",
+    parser.add_argument("--raw_input", action="store_true",
                         help="bake resize + the preset's normalisation in: uint8 RGB images of any size")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
     return parser

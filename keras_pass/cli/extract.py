@@ -1,6 +1,6 @@
-"""`extract_features`: images -> L2-normalised `.npy` features + ids/cams.
+"""`keras-pass extract MODEL DATA OUTPUT_DIR`: images -> L2-normalised `.npy` features + ids/cams.
 
-    python tools/extract_features.py MODEL DATA OUTPUT_DIR [--dataset market1501]
+    keras-pass extract MODEL DATA OUTPUT_DIR [--dataset market1501]
 
 MODEL: a saved `ReIDModel` (`final.keras`, optionally `--weights
 best.weights.h5`), a backbone preset (directory or name: concat(CLS, mean
@@ -12,12 +12,12 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 """
 
 
-from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
+from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
 from keras_pass import io
 
 
 def build_parser():
-    parser = ArgumentParser(prog="extract_features", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass extract", description=__doc__.split("\n")[0])
     parser.add_argument("model", help=".keras file, preset dir/name or official .pth")
     parser.add_argument("data", help="dataset root, image folder or CSV")
     parser.add_argument("output_dir", help="where <split>_features.npy etc. are written")
@@ -26,12 +26,12 @@ def build_parser():
     parser.add_argument("--splits", nargs="+", default=None,
                         help="default: query gallery (or 'images' with --dataset images)")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
-    parser.add_argument("--image-size", nargs=2, type=positive_int, metavar=("H", "W"),
+    parser.add_argument("--image_size", type=size_pair, metavar="H,W",
                         help="default: the model's native size")
-    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--batch_size", type=positive_int, default=128)
     parser.add_argument("--arch", help="architecture of a .pth (default: inferred from its shapes)")
     parser.add_argument("--stride", type=positive_int, help="patch stride (default: the model's)")
-    parser.add_argument("--test-feature", choices=("before", "after"),
+    parser.add_argument("--test_feature", choices=("before", "after"),
                         help="for official fine-tuned .pth checkpoints")
     return parser
 

@@ -15,8 +15,8 @@ def build_parser():
     parser.add_argument("gallery", help="image folder (any depth) or list file")
     parser.add_argument("index_dir", help="folder to write the index to")
     parser.add_argument("--model", required=True, help="preset name or folder, fine-tuned .keras, or official .pth")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--chunk-size", type=positive_int, default=2048, help="images per resumable chunk")
+    parser.add_argument("--batch_size", type=positive_int, default=64)
+    parser.add_argument("--chunk_size", type=positive_int, default=2048, help="images per resumable chunk")
     return parser
 
 

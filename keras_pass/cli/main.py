@@ -49,15 +49,16 @@ COMMANDS = {
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
     from keras_pass.cli.arguments import ArgumentParser
     from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
+    from keras_pass.startup import check_backend
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = ArgumentParser(
         prog="keras-pass",
         description="PASS part-aware pre-training and ReID in Keras 3.",
-        epilog="Run `keras-pass COMMAND --help` for the options of a command.",
+        epilog="Run `keras-pass COMMAND --help` for the options of a command. Flags are spelt "
+               "--batch_size=8 (or --batch-size 8).",
     )
     parser.add_argument(
         "command", choices=sorted(COMMANDS),
@@ -68,6 +69,7 @@ def main(argv=None):
         return 0 if argv else 2
     command = argv[0]
     try:
+        check_backend()  # also run by `import keras_pass`, which exits 2 before any command
         parser.parse_args(argv[:1])
         return COMMANDS[command][0](argv[1:])
     except NonFiniteLossError as error:

@@ -1,4 +1,4 @@
-"""`keras-pass search INDEX_DIR QUERY_IMAGE... --top-k 10`: ranked gallery files.
+"""`keras-pass search INDEX_DIR QUERY_IMAGE... --top_k 10`: ranked gallery files.
 
 Embeds the queries with the index's model, prints each query's nearest
 gallery files with their distances (squared Euclidean of unit features, the
@@ -15,7 +15,7 @@ def build_parser():
     parser = ArgumentParser(prog="keras-pass search", description=__doc__.split("\n")[0])
     parser.add_argument("index_dir", help="output of `keras-pass index`")
     parser.add_argument("queries", nargs="+", help="query image files")
-    parser.add_argument("--top-k", type=positive_int, default=10)
+    parser.add_argument("--top_k", type=positive_int, default=10)
     parser.add_argument("--threshold", type=positive_float, help="same-person distance threshold (accept below)")
     parser.add_argument("--picture", default="search.png", help="ranked-list PNG to write ('' for none)")
     parser.add_argument("--model", help="default: the model the index was built with")

@@ -1,4 +1,4 @@
-"""`keras-pass shard IMAGE_DIR OUT_DIR --shard-size N`: TFRecord shards.
+"""`keras-pass shard IMAGE_DIR OUT_DIR --shard_size N`: TFRecord shards.
 
 Converts an image folder (any depth, e.g. LUPerson) or list file into
 TFRecord shards of N encoded images each plus `shards.json`; `keras-pass
@@ -7,15 +7,14 @@ windowed shuffle buffer, resume by position). Resumable: finished shards
 are not rewritten.
 """
 
-import argparse
-import sys
+from keras_pass.cli.arguments import ArgumentParser
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-pass shard", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass shard", description=__doc__.split("\n")[0])
     parser.add_argument("image_dir", help="image folder (any depth) or list file")
     parser.add_argument("out_dir", help="folder to write the shards and shards.json to")
-    parser.add_argument("--shard-size", type=int, default=4096, help="images per shard")
+    parser.add_argument("--shard_size", type=int, default=4096, help="images per shard")
     return parser
 
 
@@ -28,5 +27,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through keras-pass's one handler of bad input
+    from keras_pass.cli.absl_command import example_main
+
+    example_main("shard")

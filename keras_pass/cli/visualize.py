@@ -1,6 +1,6 @@
-"""`visualize_ranking`: PNG grid of queries and their top-k gallery images.
+"""`keras-pass visualize FEATURES_DIR OUTPUT`: PNG grid of queries and their top-k gallery images.
 
-    python tools/visualize_ranking.py FEATURES_DIR ranking.png [--num-queries 8] [--top-k 10]
+    keras-pass visualize FEATURES_DIR ranking.png [--num_queries 8] [--top_k 10]
 
 Borders: green = same identity, red = another identity. Same-id
 same-camera and junk gallery images are left out, as in the evaluation.
@@ -15,17 +15,17 @@ MAX_QUERIES = 50  # rows of one picture (8 s and a 1265 x 1450 PNG at 50)
 
 
 def build_parser():
-    parser = ArgumentParser(prog="visualize_ranking", description=__doc__.split("\n")[0])
-    parser.add_argument("features_dir", help="output of tools/extract_features.py")
+    parser = ArgumentParser(prog="keras-pass visualize", description=__doc__.split("\n")[0])
+    parser.add_argument("features_dir", help="output folder of `keras-pass extract`")
     parser.add_argument("output", help="PNG file to write")
     parser.add_argument("--query", default="query")
     parser.add_argument("--gallery", default="gallery")
     parser.add_argument("--queries", nargs="+", type=non_negative_int, help="query indices (default: random)")
-    parser.add_argument("--num-queries", type=positive_int, default=8,
+    parser.add_argument("--num_queries", type=positive_int, default=8,
                         help=f"at most {MAX_QUERIES} rows")
-    parser.add_argument("--top-k", type=positive_int, default=10)
+    parser.add_argument("--top_k", type=positive_int, default=10)
     parser.add_argument("--rerank", action="store_true", help="rank by k-reciprocal re-ranking")
-    parser.add_argument("--keep-same-camera", action="store_true",
+    parser.add_argument("--keep_same_camera", action="store_true",
                         help="also show same-id same-camera gallery images")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     return parser
@@ -41,7 +41,7 @@ def main(argv=None):
     check_output_file(args.output, "output")
     if args.num_queries > MAX_QUERIES or len(args.queries or ()) > MAX_QUERIES:
         raise ValueError(f"Expected at most {MAX_QUERIES} queries in one picture. "
-                         f"Received: --num-queries={len(args.queries or ()) or args.num_queries}")
+                         f"Received: --num_queries={len(args.queries or ()) or args.num_queries}")
     query_features, query = load_feature_set(args.features_dir, args.query, require_paths=True)
     gallery_features, gallery = load_feature_set(args.features_dir, args.gallery, require_paths=True)
     if args.queries:

@@ -6,7 +6,6 @@ normalisation) is applied, so callers pass plain RGB images.
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -14,6 +13,7 @@ from keras_pass.data.images import IMAGE_EXTENSIONS, list_image_files
 from keras_pass.loading import load_backbone, load_model
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.features import embed_batch, extract_features
+from keras_pass.reid.progress import progress_bar
 
 PROGRESS_FROM = 512  # images; smaller inputs embed without a progress bar
 
@@ -62,7 +62,7 @@ class Embedder:
         batches = dataset.map(self.image_converter, num_parallel_calls=tf.data.AUTOTUNE)
         batches = batches.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
         show = _show(verbose, count)
-        bar = keras.utils.Progbar(count, unit_name="images") if show else None
+        bar = progress_bar(count, "images") if show else None
         features = []
         for batch in batches.as_numpy_iterator():
             features.append(embed_batch(self.model, batch))

@@ -188,7 +188,7 @@ def infer_image_size(num_positions, patch_size=16):
     if grid is None:
         raise CheckpointMismatchError(
             f"Cannot infer the image size of a pos_embed with {num_positions} "
-            "positions. Expected a 2:1 patch grid; pass image_size (--image-size H W)."
+            "positions. Expected a 2:1 patch grid; pass image_size (--image_size H,W)."
         )
     return tuple(g * patch_size for g in grid)
 

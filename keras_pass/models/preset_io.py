@@ -37,8 +37,8 @@ def conversion_hint(name):
         f"Preset '{name}' ({meta['description']}) is not available locally and "
         "keras-pass downloads nothing. Download the official PyTorch checkpoint "
         f"from {meta['official_url']} , then convert it once:\n"
-        f"  python tools/convert_pass_checkpoint.py CHECKPOINT.pth {target} "
-        f"--arch {meta['arch']} --image-size {height} {width} --stride {meta['stride']}\n"
+        f"  keras-pass convert CHECKPOINT.pth {target} "
+        f"--arch {meta['arch']} --image_size {height},{width} --stride {meta['stride']}\n"
         "(set KERAS_PASS_HOME to keep presets elsewhere)."
     )
 

@@ -2,7 +2,7 @@
 
 No weights ship with keras-pass and nothing is downloaded: each entry says
 where the authors publish the PyTorch checkpoint. Convert it once with
-`tools/convert_pass_checkpoint.py` into the local preset directory
+`keras-pass convert` into the local preset directory
 `$KERAS_PASS_HOME/presets/<name>` (default `~/.keras/keras_pass/presets`).
 `params` is the backbone's parameter count (heads and necks excluded).
 """

@@ -45,6 +45,7 @@ from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.loading import load_training_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
+from keras_pass.reid.progress import fit_verbosity
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.reid.model import FEATURE_FUSIONS
 from keras_pass.uda.model import ClusterContrastModel
@@ -98,7 +99,7 @@ class USLConfig:
     seed: int = setting(1, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
     distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
-                                "multi-process from KERAS_DISTRIBUTION_* (README: Scaling out).", "hardware",
+                                "multi-process from KERAS_DISTRIBUTION_* (docs/scaling_out.md).", "hardware",
                                 choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
     overwrite: bool = setting(False, "Train again when output_dir holds a finished run (default: do "
@@ -225,7 +226,7 @@ def _train_epoch(model, train, epoch, config):
         seed=config.seed * 1000 + epoch, first_epoch=epoch, padding=config.padding, **data_shard(),
     )
     history = model.fit(stream, initial_epoch=epoch, epochs=epoch + 1,
-                        steps_per_epoch=config.iters, shuffle=False, verbose=config.verbose,
+                        steps_per_epoch=config.iters, shuffle=False, verbose=fit_verbosity(config.verbose),
                         callbacks=[NonFiniteLossGuard()] + kill_at_step_callbacks())
     return {
         "epoch": epoch + 1, "loss": float(history.history["loss"][-1]),

@@ -38,6 +38,7 @@ from keras_pass.loading import load_training_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
+from keras_pass.reid.progress import fit_verbosity
 
 
 @dataclasses.dataclass
@@ -82,7 +83,7 @@ class FinetuneConfig:
     seed: int = setting(42, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
     distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
-                                "multi-process from KERAS_DISTRIBUTION_* (README: Scaling out); triplets "
+                                "multi-process from KERAS_DISTRIBUTION_* (docs/scaling_out.md); triplets "
                                 "are mined over the global batch.", "hardware",
                                 choices=("none", "data_parallel", "multi_worker_mirrored"))
     verbose: int = setting(1, "Keras verbosity (0, 1, 2).", "output", minimum=0, maximum=2)
@@ -156,7 +157,7 @@ def _train(config):
     ] + kill_at_step_callbacks()
     with naming_undecodable_images(dataset.train.paths, "the train set"):
         model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  shuffle=False, verbose=config.verbose)
+                  shuffle=False, verbose=fit_verbosity(config.verbose))
     results = evaluation.last_results or evaluate_model(
         model, dataset.query, dataset.gallery, rerank=config.rerank, verbose=config.verbose > 0)
     _save_outputs(model, config, results, evaluation.best)

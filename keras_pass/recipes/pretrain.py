@@ -45,6 +45,7 @@ from keras_pass.pretraining.trainer import OBJECTIVES, RELEASE_TEACHER_MOMENTUM,
 from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.loading import load_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
+from keras_pass.reid.progress import fit_verbosity
 
 DEFAULT_IMAGE_SIZE = (256, 128)
 
@@ -106,7 +107,7 @@ class PretrainConfig:
     save_freq: int = setting(500, "Checkpoint every N steps (and every epoch).", "output", minimum=1)
     distribution: str = setting("none", "mirrored: tf.distribute (TensorFlow); data_parallel: "
                                 "keras.distribution (JAX), multi-process from KERAS_DISTRIBUTION_* "
-                                "(README: Scaling out); multi_worker_mirrored: refused.", "hardware",
+                                "(docs/scaling_out.md); multi_worker_mirrored: refused.", "hardware",
                                 choices=DISTRIBUTIONS)
     dtype: str = setting(None, "Backbone compute precision (heads stay float32).", "hardware",
                          flag="precision", choices=(None, "mixed_bfloat16", "mixed_float16"),
@@ -204,7 +205,7 @@ def _train(config, checkpoint, history_path):
          writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))
          ] + kill_at_step_callbacks()
     history = model.fit(stream, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                        verbose=config.verbose)
+                        verbose=fit_verbosity(config.verbose))
     model.save_teacher_preset(os.path.join(config.output_dir, "teacher_preset"))
     model.student_backbone.save_to_preset(os.path.join(config.output_dir, "student_preset"))
     return model, history

@@ -2,7 +2,6 @@
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -13,6 +12,7 @@ from keras_pass.models.backbone import PASSBackbone, reid_feature
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.data import make_test_dataset
 from keras_pass.reid.datasets import ImageRecords
+from keras_pass.reid.progress import progress_bar
 from keras_pass.reid.evaluation import (
     alpha_query_expansion,
     evaluate_features,
@@ -55,7 +55,7 @@ def extract_features(model, paths, image_size=None, batch_size=128, verbose=True
     if not paths:
         raise ValueError("Expected at least one image path. Received: an empty list")
     check_images(paths)  # a skipped file would misalign features and paths
-    bar = keras.utils.Progbar(len(paths), unit_name="images") if verbose else None
+    bar = progress_bar(len(paths), "images") if verbose else None
     features, done = [], 0
     batches = make_test_dataset(paths, image_size, batch_size, mean, std).as_numpy_iterator()
     while done < len(paths):
@@ -114,8 +114,8 @@ def load_feature_set(directory, split, require_paths=False):
                if not os.path.isfile(f"{base}_{s}")]
     if missing:
         raise ValueError(
-            f"Expected the feature files of split '{split}' (tools/extract_features.py "
-            f"output). Received: missing {missing}"
+            f"Expected the feature files of split '{split}' (`keras-pass extract`"
+            f" output). Received: missing {missing}"
         )
     features = np.load(f"{base}_features.npy")
     pids, camids = np.load(f"{base}_pids.npy"), np.load(f"{base}_camids.npy")

@@ -85,7 +85,7 @@ def test_named_preset_missing_explains_conversion(presets_home):
     with pytest.raises(ValueError) as error:
         PASSBackbone.from_preset("pass_vit_small_p16_lup")
     message = str(error.value)
-    assert "convert_pass_checkpoint.py" in message and "--arch vit_small" in message
+    assert "keras-pass convert" in message and "--arch vit_small" in message
     assert "drive.google.com" in message and str(presets_home) in message
 
 
@@ -102,7 +102,7 @@ def test_named_preset_loads_from_local_home(presets_home):
 
 def test_named_presets_known_to_keras_hub(presets_home):
     assert set(PASSBackbone.presets) == set(list_presets())
-    with pytest.raises(ValueError, match="convert_pass_checkpoint.py"):
+    with pytest.raises(ValueError, match="keras-pass convert"):
         keras_hub.models.Backbone.from_preset("pass_vit_base_p16_lup")
 
 

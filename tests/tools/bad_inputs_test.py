@@ -8,7 +8,6 @@ absl usage errors as a user sees them.
 """
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -149,7 +148,7 @@ CASES = [
      "teacher_momentum"),
     ("pretrain_nothing_decodes", "pretrain --data_dir={undecodable} --output_dir={out} " + TINY_PRETRAIN,
      "0.jpg"),
-    ("extract_batch_size_0", "extract {preset} {market} {out} --batch-size 0", "--batch-size"),
+    ("extract_batch_size_0", "extract {preset} {market} {out} --batch_size 0", "--batch_size"),
     ("extract_truncated_query", "extract {preset} {bad_market} {out}", "{bad_query}"),
     ("extract_missing_data", "extract {preset} {root}/nothing {out}", "nothing"),
     ("extract_unknown_split", "extract {preset} {market} {out} --splits validation", "splits"),
@@ -160,12 +159,12 @@ CASES = [
     ("evaluate_missing_features", "evaluate {root}/nothing", "query_features.npy"),
     ("evaluate_k1_0", "evaluate {features} --rerank --k1 0", "--k1"),
     ("evaluate_output_under_file", "evaluate {features} --output {a_file}/metrics.json", "--output"),
-    ("visualize_too_many_queries", "visualize {features} {out}.png --num-queries 1000", "--num-queries"),
+    ("visualize_too_many_queries", "visualize {features} {out}.png --num_queries 1000", "--num_queries"),
     ("visualize_query_index", "visualize {features} {out}.png --queries 99", "--queries"),
     ("visualize_into_folder", "visualize {features} {root}", "output"),
     ("visualize_missing_paths", "visualize {no_paths} {out}.png", "gallery_paths.txt"),
-    ("attention_num_images_0", "attention {preset} {market}/query {out}.png --num-images 0", "--num-images"),
-    ("attention_truncated_image", "attention {preset} {bad_market}/query {out}.png --num-images 6", "{bad_query}"),
+    ("attention_num_images_0", "attention {preset} {market}/query {out}.png --num_images 0", "--num_images"),
+    ("attention_truncated_image", "attention {preset} {bad_market}/query {out}.png --num_images 6", "{bad_query}"),
     ("convert_empty_pth", "convert {root}/empty.pth {out} --arch vit_small", "empty.pth"),
     ("convert_not_torch", "convert {root}/garbage.pth {out} --arch vit_small", "garbage.pth"),
     ("convert_nan_weights", "convert {root}/nan.pth {out} --arch vit_small", "pos_embed"),
@@ -173,8 +172,8 @@ CASES = [
     ("convert_output_under_file", "convert {root}/empty.pth {a_file}/preset --arch vit_small", "output_dir"),
     ("index_truncated_image", "index {bad_market}/query {out} --model {preset}", "{bad_query}"),
     ("index_missing_model", "index {market}/query {out} --model {root}/missing_preset", "missing_preset"),
-    ("index_batch_size_0", "index {market}/query {out} --model {preset} --batch-size 0", "--batch-size"),
-    ("search_top_k_0", "search {out} {query_image} --top-k 0", "--top-k"),
+    ("index_batch_size_0", "index {market}/query {out} --model {preset} --batch_size 0", "--batch_size"),
+    ("search_top_k_0", "search {out} {query_image} --top_k 0", "--top_k"),
     ("search_missing_query", "search {out} {root}/missing.jpg", "missing.jpg"),
     ("search_truncated_query", "search {out} {bad_query_image}", "{bad_query}"),
     ("search_threshold_negative", "search {out} {query_image} --threshold -1", "--threshold"),
@@ -209,13 +208,23 @@ CASES = [
      "source={models}/list.pth (wrong kind: a list)"),
     ("extract_pth_without_backbone", "extract {models}/no_backbone.pth {market} {out}",
      "source={models}/no_backbone.pth (wrong kind: keys such as ['epoch'])"),
+    # one flag spelling: the hyphenated one is read as the underscored one and named so
+    ("index_hyphenated_batch_size_0", "index {market}/query {out} --model {preset} --batch-size=0", "--batch_size"),
+    ("finetune_hyphenated_num_instances_0", "finetune --data_root={market} --output-dir={out} --num-instances=0",
+     "num_instances"),
+    # KERAS_BACKEND=...: checked before anything (`keras_pass.startup`), whatever the command
+    ("unknown_backend", "KERAS_BACKEND=foo presets", "KERAS_BACKEND=foo"),
+    ("unknown_backend_upper_case", "KERAS_BACKEND=JAX extract {preset} {market} {out}", "jax, tensorflow"),
 ]
 
 
 @pytest.mark.parametrize("case, template, named", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, template, named, files, capsys):
+def test_bad_input(case, template, named, files, capsys, monkeypatch):
     out = files["root"] / f"out_{case}"
-    status = main(shlex.split(template.format(out=out, **files)))
+    argv = shlex.split(template.format(out=out, **files))
+    while "=" in argv[0] and not argv[0].startswith("-"):  # NAME=value before the command: the environment
+        monkeypatch.setenv(*argv.pop(0).split("=", 1))
+    status = main(argv)
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert status == 2, err
@@ -231,18 +240,19 @@ def test_table_size():
 @pytest.mark.slow
 @once_under_tensorflow  # absl's flag parsing: no backend involved
 def test_absl_usage_errors_as_a_user_sees_them(files):
-    """`python -m keras_pass`: one line of ours on stderr, exit 2 (TF's C++
-    start-up log lines, written before Python runs, are left out)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    for flag, named in (("--num_instances=0", "num_instances"), ("--no_such_flag=1", "no_such_flag")):
+    """`python -m keras_pass` in a fresh process (TensorFlow's C++ start-up
+    lines are written while it loads): exactly one line on stderr, ours,
+    exit 2; no TensorFlow line on stdout either."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    for flag, named in (("--num_instances=0", "num_instances"), ("--no-such-flag=1", "no_such_flag")):
         result = subprocess.run(
             [sys.executable, "-m", "keras_pass", "finetune", f"--data_root={files['market']}",
              f"--output_dir={files['root']}/sub", flag],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-        ours = [line for line in result.stderr.splitlines()
-                if line and not re.match(r"^(WARNING: All log messages|[IWE]\d{4} )", line)]
+        lines = result.stderr.strip().splitlines()
         assert result.returncode == 2, result.stderr
-        assert len(ours) == 1 and named in ours[0], result.stderr
+        assert len(lines) == 1 and lines[0].startswith("keras-pass finetune: error:"), result.stderr
+        assert named in lines[0] and result.stdout == "", result.stderr + result.stdout
 
 
 def test_internal_failures_keep_exit_1(monkeypatch):
