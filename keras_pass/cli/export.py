@@ -1,10 +1,13 @@
-"""`keras-pass export MODEL OUTPUT --format {tf_saved_model,onnx,litert}`.
+"""`keras-pass export MODEL OUTPUT --format {tf_saved_model,onnx,litert} [--client boxmot]`.
 
 MODEL: a backbone preset (name or folder), a fine-tuned `.keras` model or an
 official `.pth`. Writes the feature extractor (dynamic batch), reloads it
 with its own runtime (TensorFlow alone, onnxruntime, the LiteRT interpreter),
 prints the max abs difference to the Keras model on batches of 1 and 5 and
-fails above 1e-4. Exports are written by the TensorFlow backend: under
+fails above 1e-4. Outputs are raw test features unless `--l2-normalize`.
+`--client boxmot` writes BoxMOT's input layout and preprocessing and its
+metadata sidecar. An existing OUTPUT is replaced (atomically) only with
+`--overwrite`. Exports are written by the TensorFlow backend: under
 another backend the command re-runs itself with KERAS_BACKEND=tensorflow.
 """
 
@@ -15,7 +18,7 @@ import sys
 
 def build_parser():
     from keras_pass.cli.arguments import ArgumentParser
-    from keras_pass.deploy.export import FORMATS
+    from keras_pass.deploy.export import CLIENTS, FORMATS
 
     parser = ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="preset name or folder, fine-tuned .keras, or official .pth")
@@ -24,6 +27,11 @@ def build_parser():
     parser.add_argument("--raw_input", action="store_true",
                         help="bake resize + the preset's normalisation in: uint8 RGB images of any size")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")
+    parser.add_argument("--client", choices=[c for c in CLIENTS if c],
+                        help="a tracker's input layout, preprocessing and metadata (boxmot: onnx or litert)")
+    parser.add_argument("--l2_normalize", action="store_true",
+                        help="unit-length output features (default: the model's raw test feature)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT atomically")
     return parser
 
 
@@ -37,6 +45,9 @@ def main(argv=None):
     if not os.path.exists(args.model) and args.model not in PASS_PRESETS:  # before a second process
         raise ValueError(f"Expected a preset name or an existing model file or folder. "
                          f"Received: model={args.model}")
+    from keras_pass.deploy.export import check_overwrite
+
+    check_overwrite(args.output, args.overwrite)  # before loading anything or a second process
     if keras.config.backend() != "tensorflow":
         print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})")
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
@@ -45,8 +56,11 @@ def main(argv=None):
     from keras_pass.loading import load_model
 
     model = load_model(args.model, weights=args.weights)
-    worst = export_feature_extractor(model, args.output, args.format, args.raw_input, verbose=True)
-    print(f"wrote {args.output} ({args.format}; max abs difference {worst:.2e} <= 1e-4)")
+    worst = export_feature_extractor(model, args.output, args.format, args.raw_input, verbose=True,
+                                     client=args.client, l2_normalize=args.l2_normalize,
+                                     overwrite=args.overwrite)
+    client = f", for {args.client}" if args.client else ""
+    print(f"wrote {args.output} ({args.format}{client}; max abs difference {worst:.2e} <= 1e-4)")
     return 0
 
 
