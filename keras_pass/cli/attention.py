@@ -11,10 +11,11 @@ falls inside its own region (chance: the region's share of patch rows).
 import numpy as np
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_int, positive_int
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
 
 
 def build_parser():
-    parser = ArgumentParser(prog="keras-pass attention", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass attention", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
     parser.add_argument("preset", help="backbone preset directory or registered name")
     parser.add_argument("images", help="image folder (any depth) or list file")
     parser.add_argument("output", help="PNG file to write")

@@ -13,16 +13,19 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
+from keras_pass.reid.datasets import FOLDER_LAYOUT
 from keras_pass import io
 
 
 def build_parser():
-    parser = ArgumentParser(prog="keras-pass extract", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass extract", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
     parser.add_argument("model", help=".keras file, preset dir/name or official .pth")
     parser.add_argument("data", help="dataset root, image folder or CSV")
     parser.add_argument("output_dir", help="where <split>_features.npy etc. are written")
     parser.add_argument("--dataset", default="market1501",
-                        choices=["market1501", "msmt17", "dukemtmc", "folder", "images"])
+                        choices=["market1501", "msmt17", "dukemtmc", "folder", "images"],
+                        help=f"layout of DATA; images: {FOLDER_LAYOUT} (not a plain image folder)")
     parser.add_argument("--splits", nargs="+", default=None,
                         help="default: query gallery (or 'images' with --dataset images)")
     parser.add_argument("--weights", help="a .weights.h5 to load into a .keras model")

@@ -7,11 +7,12 @@ where it stopped, a finished one does nothing. Then `keras-pass search`.
 
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
 from keras_pass import io
 
 
 def build_parser():
-    parser = ArgumentParser(prog="keras-pass index", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass index", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
     parser.add_argument("gallery", help="image folder (any depth) or list file")
     parser.add_argument("index_dir", help="folder to write the index to")
     parser.add_argument("--model", required=True, help="preset name or folder, fine-tuned .keras, or official .pth")

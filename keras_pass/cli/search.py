@@ -9,10 +9,11 @@ each match as the same person (distance < T) or not.
 
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, positive_float, positive_int
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
 
 
 def build_parser():
-    parser = ArgumentParser(prog="keras-pass search", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass search", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
     parser.add_argument("index_dir", help="output of `keras-pass index`")
     parser.add_argument("queries", nargs="+", help="query image files")
     parser.add_argument("--top_k", type=positive_int, default=10)
@@ -24,18 +25,16 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    import os
-
     from keras_pass.deploy.embedder import Embedder
     from keras_pass.deploy.gallery import GalleryIndex
 
-    from keras_pass.data.images import check_images
+    from keras_pass.data.images import check_images, not_a_file
 
     if args.picture:
         check_output_file(args.picture, "--picture")
     for query in args.queries:
-        if not os.path.isfile(query):
-            raise ValueError(f"Expected query image files. Received: {query} (no such file)")
+        if not_a_file(query):
+            raise ValueError(f"Expected query image files. Received: {query} ({not_a_file(query)})")
     check_images(args.queries, "the query images")
     index = GalleryIndex.load(args.index_dir)
     model = args.model or index.model

@@ -9,9 +9,11 @@ are not rewritten.
 
 from keras_pass.cli.arguments import ArgumentParser
 
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
+
 
 def build_parser():
-    parser = ArgumentParser(prog="keras-pass shard", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="keras-pass shard", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
     parser.add_argument("image_dir", help="image folder (any depth) or list file")
     parser.add_argument("out_dir", help="folder to write the shards and shards.json to")
     parser.add_argument("--shard_size", type=int, default=4096, help="images per shard")

@@ -12,7 +12,7 @@ import threading
 
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+from keras_pass.data.formats import IMAGE_EXTENSIONS, is_image_name
 # Pre-training normalises with ImageNet statistics, fine-tuning with 0.5/0.5.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,7 +26,8 @@ def list_image_files(files_or_dir, extensions=IMAGE_EXTENSIONS):
 
     `files_or_dir` is one of:
     - a folder: every file ending in `extensions` (any case) below it, at any
-      depth, sorted so the order does not depend on the file system;
+      depth (`walk_files`: each real folder once), sorted so the order does
+      not depend on the file system;
     - a list file (any other existing file): one path per line, blank lines
       and lines starting with `#` ignored, relative paths resolved against the
       list file's folder;
@@ -41,13 +42,14 @@ def list_image_files(files_or_dir, extensions=IMAGE_EXTENSIONS):
     else:
         path = _as_path(files_or_dir)
         if os.path.isdir(path):
-            paths = _walk_images(path, extensions)
+            extensions = tuple(ext.lower() for ext in extensions)
+            paths = walk_files(path, lambda name: name.lower().endswith(extensions))
         elif os.path.isfile(path):
             paths = read_list_file(path)
         else:
             raise ValueError(
                 "Expected an existing image folder or list file. "
-                f"Received: files_or_dir={path!r}"
+                f"Received: files_or_dir={path} ({not_a_file(path)})"
             )
         source = path
     if not paths:
@@ -62,8 +64,15 @@ def read_list_file(list_file):
     """Paths listed one per line in `list_file`, relative ones made absolute
     against the list file's folder."""
     base = os.path.dirname(os.path.abspath(list_file))
-    with open(list_file, encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
+    if is_image_name(list_file) or _image_kind(list_file):
+        raise ValueError("Expected an image folder or a list file (one path per line). "
+                         f"Received: {list_file} (an image file)")
+    try:
+        with open(list_file, encoding="utf-8") as f:
+            lines = [line.strip() for line in f]
+    except UnicodeDecodeError:
+        raise ValueError("Expected an image folder or a list file (UTF-8 text, one path per line). "
+                         f"Received: {list_file} (a binary file)") from None
     return [
         os.path.normpath(os.path.join(base, line))
         for line in lines
@@ -81,16 +90,40 @@ def _as_path(files_or_dir):
         ) from None
 
 
-def _walk_images(folder, extensions):
-    extensions = tuple(ext.lower() for ext in extensions)
-    found = []
+def not_a_file(path):
+    """What is at `path` when it is not a readable regular file, in words
+    (for "Received: PATH (...)"), or None when it is one."""
+    if os.path.isdir(path):
+        return "a folder"
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a symbolic link to a missing file, or a symbolic link loop"
+    if not os.path.exists(path):
+        return "no such file or folder"
+    return None if os.path.isfile(path) else "not a regular file"
+
+
+def walk_files(folder, keep=is_image_name):
+    """The files below `folder` (any depth, symbolic links followed) whose
+    name passes `keep`, sorted. Each real folder is entered once: a link
+    back to a folder already walked (a symbolic link loop, or a second link
+    to the same folder) is cut, and said once, in one warning line."""
+    seen, found, cut = set(), [], []
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs.sort()
-        found.extend(
-            os.path.join(root, name)
-            for name in files
-            if name.lower().endswith(extensions)
-        )
+        try:
+            status = os.stat(root)
+        except OSError:
+            continue
+        if (status.st_dev, status.st_ino) in seen:
+            cut.append(os.path.relpath(root, folder))
+            dirs[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        dirs.sort(key=lambda name: (os.path.islink(os.path.join(root, name)), name))  # real folders first
+        found.extend(os.path.join(root, name) for name in files if keep(name))
+    if cut:
+        logger.warning("Walked each folder below %s once: left out %d folder(s) reached again through "
+                       "symbolic links (a loop or a repeated link): %s", folder, len(cut),
+                       ", ".join(sorted(cut)[:3]) + (" ..." if len(cut) > 3 else ""))
     return sorted(found)
 
 
@@ -128,33 +161,58 @@ class SkippedImages:
 
     `count` is the number of skips so far (a bad file read in every epoch
     counts once per epoch); `paths` the distinct skipped files, in the order
-    first seen (the first `max_paths`). Thread-safe: tf.data reports from its
-    own threads.
+    first seen (the first `max_paths`). Each file is named in a warning once.
+    Files left out up front (`left_out`) are summarised in one line, and
+    listed in full in `list_file` when one is given. Thread-safe: tf.data
+    reports from its own threads.
     """
 
-    def __init__(self, max_paths=10000):
+    def __init__(self, max_paths=10000, list_file=None):
         self.max_paths = max_paths
+        self.list_file = list_file
         self.count = 0
         self.paths = []
         self._seen = set()
         self._lock = threading.Lock()
+
+    def _add(self, paths, count):
+        """Counts `count` skips; returns those of `paths` not seen before."""
+        new = []
+        with self._lock:
+            self.count += count
+            for path in paths:
+                if path not in self._seen:
+                    new.append(path)
+                    if len(self.paths) < self.max_paths:
+                        self._seen.add(path)
+                        self.paths.append(path)
+            return new, self.count
 
     def record(self, paths, count=None):
         """Records skipped `paths`; `count` (default `len(paths)`) may be
         larger when only some of the skipped files are named."""
         paths = [p.decode("utf-8", "replace") if isinstance(p, bytes) else p for p in paths]
         count = len(paths) if count is None else count
-        with self._lock:
-            self.count += count
-            for path in paths:
-                if path not in self._seen and len(self.paths) < self.max_paths:
-                    self._seen.add(path)
-                    self.paths.append(path)
-            total = self.count
-        for path in paths:
+        new, total = self._add(paths, count)
+        for path in new:
             logger.warning("Skipped an unreadable image (%d so far): %s", total, path)
         if count > len(paths):
             logger.warning("... and %d more unreadable images", count - len(paths))
+
+    def left_out(self, bad, total, name="paths"):
+        """Records the `[(path, problem)]` found by an up-front check among
+        `total` files: one warning line (count, the first few, where the
+        full list is), each file named once however often this is called."""
+        new, _ = self._add([path for path, _ in bad], len(bad))
+        if not new:
+            return
+        where = ""
+        if self.list_file:
+            from keras_pass import io
+
+            io.write_text(self.list_file, "".join(f"{path}\t{problem}\n" for path, problem in bad))
+            where = f" (full list: {self.list_file})"
+        logger.warning("Left out, in %s, %s%s", name, describe_unreadable(bad, total), where)
 
     def __repr__(self):
         return f"SkippedImages(count={self.count})"
@@ -167,14 +225,30 @@ class SkippedImages:
 # 8 threads, 2 busy CPU cores: 102 ms), a full TF decode 2.3 ms.
 
 _MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF8": "gif", b"BM": "bmp"}
+if ".webp" in IMAGE_EXTENSIONS:
+    _MAGIC[b"RIFF"] = "webp"  # RIFF....WEBP: the form type is checked in `_image_kind`
 _END_MARKERS = {"jpeg": b"\xff\xd9", "png": b"IEND"}
 _TAIL_BYTES = 64  # end markers may be followed by a few padding bytes
 _NAMED = 5  # files named in one message
 
 
+def _image_kind(path, head=None):
+    """The format named by the magic bytes of the file at `path`, or None."""
+    if head is None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+        except OSError:
+            return None
+    kind = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+    return None if kind == "webp" and head[8:12] != b"WEBP" else kind
+
+
 def image_file_problem(path):
     """Why the image file at `path` cannot be decoded, or None when its
     size, header and end marker look right."""
+    if not_a_file(path) not in (None, "no such file or folder"):
+        return not_a_file(path)
     try:
         size = os.path.getsize(path)
         if size == 0:
@@ -185,9 +259,10 @@ def image_file_problem(path):
             tail = handle.read()
     except OSError as error:
         return error.strerror or type(error).__name__
-    kind = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+    kind = _image_kind(path, head)
     if kind is None:
-        return "not a JPEG, PNG, GIF or BMP file"
+        kinds = [kind.upper() for kind in dict.fromkeys(_MAGIC.values())]
+        return f"not a {', '.join(kinds[:-1])} or {kinds[-1]} file"
     if kind in _END_MARKERS and _END_MARKERS[kind] not in tail:
         return f"truncated {kind.upper()} (no end marker)"
     return None
@@ -222,29 +297,57 @@ def check_images(paths, name="paths"):
     return paths
 
 
-def readable_images(paths, name="paths", skipped_images=None):
-    """The paths that pass `image_file_problem`; the others are logged
-    (`skipped_images.record`, or a warning), counted and left out (training
-    sets). ValueError when none is left."""
+def split_readable(paths, name="paths"):
+    """`(readable, [(path, problem)])`: the paths that pass
+    `image_file_problem`, and the others. ValueError when none passes."""
     paths = list(paths)
     bad = find_unreadable_images(paths)
     if len(bad) == len(paths):
         raise ValueError(f"Expected at least one readable image in {name}. Received: "
                          f"{describe_unreadable(bad, len(paths))}")
-    if not bad:
-        return paths
-    if skipped_images is not None:
-        skipped_images.record([path for path, _ in bad[:_NAMED]], count=len(bad))
-    else:
-        logger.warning("Skipping %s", describe_unreadable(bad, len(paths)))
     rejected = {path for path, _ in bad}
-    return [path for path in paths if path not in rejected]
+    return [path for path in paths if path not in rejected], bad
+
+
+def readable_images(paths, name="paths", skipped_images=None):
+    """The paths that pass `image_file_problem`; the others are left out,
+    summarised in one warning (`SkippedImages.left_out`) and counted
+    (training sets). ValueError when none is left."""
+    paths = list(paths)
+    readable, bad = split_readable(paths, name)
+    if bad:
+        (skipped_images or SkippedImages()).left_out(bad, len(paths), name)
+    return readable
 
 
 def _op_message(text):
     """TF's error text without its `{{function_node ...}}` and `[Op:...]` wrapping."""
     text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", text.splitlines()[0] if text else "")
     return text.strip()
+
+
+@contextlib.contextmanager
+def libjpeg_stderr_silenced():
+    """Around the up-front full decodes (Python threads this module starts,
+    before or after training, never around a `tf.data` pipeline): libjpeg
+    writes its warnings ("Corrupt JPEG data: ...", "Improper call to JPEG
+    library in state 201") with C stdio to file descriptor 2, past Python.
+    The failure itself is named in a ValueError instead."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def decode_problem(path):
@@ -262,7 +365,8 @@ def undecodable_error(paths, name="paths"):
     """A ValueError naming the files among `paths` that fail a full decode
     (those that passed the header checks but hold corrupt data), or None."""
     paths = list(paths)
-    bad = find_unreadable_images(paths, problem_of=decode_problem, chunksize=16)
+    with libjpeg_stderr_silenced():
+        bad = find_unreadable_images(paths, problem_of=decode_problem, chunksize=16)
     if not bad:
         return None
     return ValueError(f"Expected images that decode in {name}. Received: {describe_unreadable(bad, len(paths))}")
@@ -289,10 +393,11 @@ def check_some_image_decodes(paths, name="paths"):
     the first that does: one decode for a sound data set), so that a reader
     that skips unreadable files never waits forever for a readable one."""
     problems = []
-    for path in paths:
-        problem = decode_problem(path)
-        if problem is None:
-            return path
-        problems.append((path, problem))
+    with libjpeg_stderr_silenced():
+        for path in paths:
+            problem = decode_problem(path)
+            if problem is None:
+                return path
+            problems.append((path, problem))
     raise ValueError(f"Expected at least one readable image in {name}. Received: "
                      f"{describe_unreadable(problems, len(problems))}")

@@ -9,7 +9,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_pass.data.images import IMAGE_EXTENSIONS, list_image_files
+from keras_pass.data.formats import is_image_name
+from keras_pass.data.images import list_image_files
 from keras_pass.loading import load_backbone, load_model
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.features import embed_batch, extract_features
@@ -82,7 +83,7 @@ def _show(verbose, count):
 def _as_paths(images):
     if isinstance(images, (str, os.PathLike)):
         path = os.fspath(images)
-        if os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS):
+        if os.path.isfile(path) and is_image_name(path):
             return [path]
         return list_image_files(path)
     if isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, os.PathLike)) for p in images):

@@ -5,9 +5,11 @@ holds files [i * N, (i + 1) * N) of the sorted listing, each record a
 `tf.train.Example` with the file's original bytes (`image`, no re-encoding)
 and its relative path (`path`); `shards.json` lists the shards and their
 record counts. Finished shards are never rewritten, so an interrupted
-conversion resumes where it stopped. Files PIL cannot identify as images are
-left out and listed under `skipped` (a record that fails to decode while
-training would stop every process, as each must deliver the same count).
+conversion resumes where it stopped. Files that fail the up-front image
+checks (`keras_pass.data.images.image_file_problem`: size, header, end
+marker) or that PIL cannot identify are left out, summarised in one line
+and listed under `skipped` (a record that fails to decode while training
+would stop every process, as each must deliver the same count).
 
 Read by `ShardReader` (through `make_pass_dataset(OUT_DIR, ...)`), per epoch:
 
@@ -38,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass import io
-from keras_pass.data.images import decode_image, list_image_files
+from keras_pass.data.images import decode_image, describe_unreadable, find_unreadable_images, list_image_files
 
 INDEX_FILE = "shards.json"
 _ORDER_SALT, _WINDOW_SALT = 11, 12
@@ -75,10 +77,15 @@ def write_shards(image_dir, out_dir, shard_size, verbose=True):
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"Expected shard_size >= 1. Received: shard_size={shard_size}")
     listed = list_image_files(image_dir)
-    paths = [path for path in listed if _readable(path)]
-    skipped = sorted(set(listed) - set(paths))
-    if verbose and skipped:
-        print(f"left out {len(skipped)} unreadable files, e.g. {skipped[0]}", flush=True)
+    bad = find_unreadable_images(listed)
+    rejected = {path for path, _ in bad}
+    bad += [(path, "PIL cannot identify it") for path in listed if path not in rejected and not _readable(path)]
+    rejected = {path for path, _ in bad}
+    paths = [path for path in listed if path not in rejected]
+    skipped = sorted(rejected)
+    if verbose and bad:
+        print(f"left out {describe_unreadable(bad, len(listed))} (full list: 'skipped' in "
+              f"{os.path.join(out_dir, INDEX_FILE)})", flush=True)
     count = -(-len(paths) // shard_size)
     shards = []
     for index in range(count):

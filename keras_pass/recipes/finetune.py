@@ -37,6 +37,7 @@ from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.loading import load_training_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
+from keras_pass.reid.overlap import check_split_overlap
 from keras_pass.reid.optimizers import make_optimizer
 from keras_pass.reid.progress import fit_verbosity
 
@@ -80,6 +81,8 @@ class FinetuneConfig:
                                     minimum=0.0)
     eval_every: int = setting(120, "Evaluate every N epochs (and after the last).", "evaluation", minimum=1)
     rerank: bool = setting(False, "k-reciprocal re-ranking in evaluations.", "evaluation")
+    allow_overlap: bool = setting(False, "Train and evaluate even when train and query/gallery share "
+                                  "person ids or images (default: refuse, naming them).", "evaluation")
     seed: int = setting(42, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
     distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
@@ -122,6 +125,7 @@ def _train(config):
     keras.utils.set_random_seed(config.seed)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
+    check_split_overlap(dataset, config.allow_overlap, verbose=config.verbose > 0)
     model = build_model(config, dataset.num_train_ids)
     write_run_record(config.output_dir, config, "finetune")
     backup_dir = os.path.join(config.output_dir, "backup")

@@ -9,6 +9,7 @@ trains with `model.fit`, and writes under `output_dir`:
     history.json       per-epoch metrics, written at every epoch end
     teacher_preset/    the teacher backbone: what users fine-tune from
     student_preset/
+    unreadable_images.txt  the images left out by the up-front checks, if any
 
 `objective="dino"` pre-trains the DINO baseline instead: CLS only, the
 same multi-crop stream without region binding (one region, the whole
@@ -33,6 +34,8 @@ from keras_pass import io
 
 from keras_pass.backend.distribution import DISTRIBUTIONS
 from keras_pass.backend.processes import data_shard, writer_callback
+from keras_pass.data.formats import IMAGE_FORMATS_HELP
+from keras_pass.data.images import SkippedImages
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
 from keras_pass.kill_hooks import kill_at_step_callbacks
@@ -55,8 +58,8 @@ class PretrainConfig:
     """Every setting of `pretrain`; defaults: the release's ViT-S script.
     Each one is a `keras-pass pretrain` flag (help text below)."""
 
-    data: object = setting(help="Image folder (any depth), list file or list of paths.", group="data",
-                           flag="data_dir")
+    data: object = setting(help=f"Image folder (any depth), list file, list of paths or `keras-pass shard` "
+                           f"folder. {IMAGE_FORMATS_HELP}", group="data", flag="data_dir")
     output_dir: str = setting(help="Checkpoints, TensorBoard logs, history.json, presets.", group="output",
                               cli_default="runs/pretrain", output=True)
     arch: str = setting("vit_small", "Architecture of a random start.", "model", choices=tuple(ARCHITECTURES))
@@ -222,6 +225,7 @@ def _stream(config, backbone):
     exact mid-epoch resume)."""
     global_size, local_size = crop_sizes(config, backbone)
     local_batch = config.batch_size // data_shard().get("num_shards", 1)
+    skipped_images = SkippedImages(list_file=os.path.join(config.output_dir, "unreadable_images.txt"))
 
     def dataset(epoch, position=0):
         return make_pass_dataset(
@@ -229,6 +233,7 @@ def _stream(config, backbone):
             local_size=local_size, global_scale=config.global_scale,
             view_augmentations=config.view_augmentations, seed=config.seed, repeat=True,
             initial_epoch=epoch, **({"initial_position": position} if position else {}),
+            skipped_images=skipped_images,
             **crop_regions(config, backbone.num_parts), **data_shard(),
         )
 

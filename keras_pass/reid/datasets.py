@@ -18,17 +18,21 @@ import re
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+from keras_pass.data.formats import is_image_name
+
 JUNK_PID = -1
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageRecords:
-    """One split: parallel arrays of image paths, person ids and cameras."""
+    """One split: parallel arrays of image paths, person ids and cameras;
+    `original_pids`: a relabelled (train) split's ids before relabelling,
+    else None."""
 
     paths: tuple
     pids: np.ndarray
     camids: np.ndarray
+    original_pids: np.ndarray = None
 
     def __len__(self):
         return len(self.paths)
@@ -44,9 +48,8 @@ class ImageRecords:
     def select(self, mask_or_indices):
         index = np.asarray(mask_or_indices)
         index = np.flatnonzero(index) if index.dtype == bool else index
-        return ImageRecords(
-            tuple(self.paths[i] for i in index), self.pids[index], self.camids[index]
-        )
+        original = None if self.original_pids is None else self.original_pids[index]
+        return ImageRecords(tuple(self.paths[i] for i in index), self.pids[index], self.camids[index], original)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -88,10 +91,10 @@ def _records(entries, where, relabel=False):
             f"Expected at least one (non-junk) image in {where}. Received: an empty split"
         )
     paths, pids, camids = zip(*entries)
-    pids = np.asarray(pids, dtype=np.int64)
-    if relabel:
-        pids = np.searchsorted(np.unique(pids), pids)
-    return ImageRecords(tuple(paths), pids, np.asarray(camids, dtype=np.int64))
+    original = np.asarray(pids, dtype=np.int64)
+    pids = np.searchsorted(np.unique(original), original) if relabel else original
+    return ImageRecords(tuple(paths), pids, np.asarray(camids, dtype=np.int64),
+                        original if relabel else None)
 
 
 def _require_dir(path, what):
@@ -113,9 +116,8 @@ def _find_dataset_dir(root, names, marker):
 
 
 def _image_files(folder):
-    return sorted(
-        name for name in os.listdir(folder) if name.lower().endswith(IMAGE_EXTENSIONS)
-    )
+    return sorted(name for name in os.listdir(folder)
+                  if is_image_name(name) and not os.path.isdir(os.path.join(folder, name)))
 
 
 # === Market-1501 and DukeMTMC-reID: one folder per split, ids in names ===
@@ -284,6 +286,10 @@ def _csv_entries(csv_path):
     return entries
 
 
+FOLDER_LAYOUT = ("one folder per person id holding images named by camera id, "
+                 "<pid>/<camid>_*.jpg (e.g. 12/3_0001.jpg), or a CSV of path,pid,camid rows")
+
+
 def load_folder(path, relabel=False):
     """One split from `<path>/<pid>/<camid>_*.jpg` or a `path,pid,camid` CSV.
 
@@ -293,7 +299,12 @@ def load_folder(path, relabel=False):
     if os.path.isfile(path) and path.lower().endswith(".csv"):
         return _records(_csv_entries(path), path, relabel)
     _require_dir(path, "an image folder (<pid>/<camid>_*.jpg) or a .csv file")
-    return _records(_folder_entries(path), path, relabel)
+    entries = _folder_entries(path)
+    if not entries:
+        loose = len(_image_files(path))
+        raise ValueError(f"Expected {FOLDER_LAYOUT}. Received: {path} "
+                         f"({f'{loose} images but no <pid> folders' if loose else 'no <pid> folder with images'})")
+    return _records(entries, path, relabel)
 
 
 def generic(root):

@@ -2,9 +2,13 @@
 green (same identity) or red (other identity) borders."""
 
 
+import os
+import re
+
 import numpy as np
 
 from keras_pass.io import save_figure
+from keras_pass.reid.datasets import DUKE_NAME, MARKET_NAME
 
 CORRECT, WRONG, QUERY = (40, 170, 60), (215, 40, 40), (70, 70, 70)
 
@@ -18,6 +22,21 @@ def ranked_gallery(distances, query_pid, query_camid, gallery_pids, gallery_cami
     if not keep_same_camera:
         keep &= ~((gallery_pids[order] == query_pid) & (gallery_camids[order] == query_camid))
     return order[keep]
+
+
+_MSMT_NAME = re.compile(r"^\d{4}_\d{3}_(\d{2})_")  # PID_IDX_CC_...: camera CC
+
+
+def camera_label(path, camid):
+    """The camera as the file name writes it (`0002_c1s1_...` is camera 1,
+    MSMT17's `0000_000_01_...` too), whereas records hold 0-based ids;
+    other names (the generic layout keeps ids as written): `camid`."""
+    name = os.path.basename(path)
+    for pattern, group in ((MARKET_NAME, 2), (DUKE_NAME, 2), (_MSMT_NAME, 1)):
+        match = pattern.match(name)
+        if match:
+            return int(match.group(group))
+    return int(camid)
 
 
 def image_tile(path, colour, size=(128, 64), border=5):
@@ -55,7 +74,7 @@ def plot_ranking(query, gallery, distances, query_indices, output_path, top_k=10
         ranked = ranked_gallery(row_distances, pid, camid, gallery.pids, gallery.camids,
                                 keep_same_camera)[:top_k]
         axes[row, 0].imshow(image_tile(query.paths[q], QUERY))
-        axes[row, 0].set_title(f"query\nid {pid} cam {camid}", fontsize=8)
+        axes[row, 0].set_title(f"query\nid {pid} cam {camera_label(query.paths[q], camid)}", fontsize=8)
         for col, g in enumerate(ranked, 1):
             right = gallery.pids[g] == pid
             axes[row, col].imshow(image_tile(gallery.paths[g], CORRECT if right else WRONG))

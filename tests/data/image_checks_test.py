@@ -13,6 +13,7 @@ from keras_pass.data.images import (
     find_unreadable_images,
     image_file_problem,
     readable_images,
+    undecodable_error,
 )
 from tests.helpers import write_image
 
@@ -106,3 +107,20 @@ def test_fine_tuning_train_set_leaves_bad_files_out(tmp_path, caplog):
     dataset, _ = make_train_dataset(records, (32, 16), batch_size=4, num_instances=2)
     images, pids = next(iter(dataset))  # decodes: no bad file reaches tf.data
     assert images.shape == (4, 32, 16, 3) and np.isfinite(images.numpy()).all()
+
+
+def test_full_decodes_keep_libjpeg_off_stderr(folder, capfd):
+    """libjpeg writes "Corrupt JPEG data: ..." with C stdio (file descriptor
+    2): silenced around the checks' own decodes, whose failures are named
+    in the error instead."""
+    from keras_pass.data.images import decode_problem
+    from tests.helpers import garble_image
+
+    garbled = str(folder / "good1.jpg")
+    garble_image(garbled)  # sound start and end markers: only a full decode fails
+    assert decode_problem(garbled)  # unsilenced, as a reference: libjpeg speaks
+    assert "JPEG" in capfd.readouterr().err
+    with pytest.raises(ValueError, match="good1.jpg"):
+        check_some_image_decodes([garbled])
+    assert "good1.jpg" in str(undecodable_error([str(folder / "good0.jpg"), garbled]))
+    assert "JPEG" not in capfd.readouterr().err

@@ -131,40 +131,45 @@ class TestMakePassDataset:
         assert len({tuple(o) for o in orders}) > 1
         assert order(make_pass_dataset(str(tmp_path), 3, shuffle=False, **kwargs)) == list(range(7))
 
-    def test_unreadable_images_are_skipped_counted_and_replaced(self, tmp_path, caplog):
+    def test_unreadable_images_are_left_out_up_front_or_skipped_and_replaced(self, tmp_path, caplog):
+        from keras_pass.data.images import SkippedImages
+        from tests.helpers import garble_image
+
         levels = [40, 80, 120, 160, 200]
         for i, level in enumerate(levels):
             write_image(str(tmp_path / f"{i}.png"), np.full((32, 16, 3), level, np.uint8))
         (tmp_path / "bad.png").write_bytes(b"not an image at all")
-        source = write_random_images(str(tmp_path / "src"), 1)[0]
-        with open(source, "rb") as f:
+        source = write_random_images(str(tmp_path / "src"), 2)
+        with open(source[0], "rb") as f:
             (tmp_path / "truncated.jpg").write_bytes(f.read()[:200])
-        (tmp_path / "zz_empty.jpg").write_bytes(b"")  # last in order: end of epoch
+        os.replace(source[1], tmp_path / "zz_garbled.jpg")  # sound header and end: fails at decode
+        garble_image(str(tmp_path / "zz_garbled.jpg"))
+        (tmp_path / "zz_empty.jpg").write_bytes(b"")
         listing = tmp_path / "list.txt"
         names = sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".jpg", ".png"))
         listing.write_text("\n".join(names + ["missing.jpg"]) + "\n")
 
-        dataset = make_pass_dataset(
-            str(listing), 3, shuffle=False, view_augmentations="none", **self.init_kwargs
-        )
-        assert dataset.steps_per_epoch == len(dataset) == 3  # 9 listed images
+        skipped = SkippedImages(list_file=str(tmp_path / "out" / "unreadable.txt"))
         with caplog.at_level(logging.WARNING, logger="keras_pass"):
+            dataset = make_pass_dataset(str(listing), 3, shuffle=False, view_augmentations="none",
+                                        skipped_images=skipped, **self.init_kwargs)
+            up_front = caplog.messages
+            assert dataset.steps_per_epoch == len(dataset) == 2  # 10 listed, 4 left out
+            assert len(up_front) == 1 and "4 of 10 images unreadable" in up_front[0]
+            assert "unreadable.txt" in up_front[0]
+            listed = (tmp_path / "out" / "unreadable.txt").read_text().splitlines()
+            assert sorted(os.path.basename(line.split("\t")[0]) for line in listed) == [
+                "bad.png", "missing.jpg", "truncated.jpg", "zz_empty.jpg"]
             data = collect(dataset)
-        # Every epoch keeps its length: failed images are replaced by good ones.
-        assert data["global_crops"].shape[0] == 9
+            collect(dataset)
+        # Every epoch keeps its length: the garbled image is replaced by good ones.
+        assert data["global_crops"].shape[0] == 6
         means = unnormalize(data["global_crops"])[:, 0].mean(axis=(1, 2, 3)) * 255
         assert np.all(np.min(np.abs(means[:, None] - np.array(levels)), axis=1) < 1)
         np.testing.assert_allclose(means[:5], levels, atol=1)  # in order, not shuffled
-        skipped = dataset.skipped_images
-        assert sorted(os.path.basename(p) for p in skipped.paths) == [
-            "bad.png", "missing.jpg", "truncated.jpg", "zz_empty.jpg"
-        ]
-        # Failed replacement draws count too: one log line per skip.
-        assert skipped.count >= 4
-        assert caplog.text.count("Skipped an unreadable image") == skipped.count
-        first_epoch = skipped.count
-        collect(dataset)
-        assert skipped.count >= first_epoch + 4 and len(skipped.paths) == 4
+        assert os.path.basename(skipped.paths[-1]) == "zz_garbled.jpg" and len(skipped.paths) == 5
+        assert skipped.count >= 4 + 2  # once per epoch
+        assert caplog.text.count("Skipped an unreadable image") == 1  # each file named once
 
     def test_no_readable_image_raises_instead_of_looping(self, tmp_path):
         (tmp_path / "a.jpg").write_bytes(b"broken")
@@ -214,7 +219,7 @@ class TestMakePassDataset:
 
     def test_bad_sources_raise(self, tmp_path):
         missing = str(tmp_path / "nowhere")
-        with pytest.raises(ValueError, match=f"Received: files_or_dir='{missing}'"):
+        with pytest.raises(ValueError, match=f"Received: files_or_dir={missing} \\(no such file or folder\\)"):
             make_pass_dataset(missing, 2)
         (tmp_path / "empty" / "deep").mkdir(parents=True)
         (tmp_path / "empty" / "deep" / "readme.txt").write_text("x")

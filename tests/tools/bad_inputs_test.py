@@ -110,13 +110,53 @@ def files(tmp_path_factory):
 
     nan_state = {"pos_embed": torch.full((1, 9, 32), float("nan")), "cls_token": torch.zeros(1, 1, 32)}
     torch.save(nan_state, root / "nan.pth")
-    return {
-        "root": root, "market": market, "bad_market": bad_market, "bad_query": query[0],
+    return {**_walk_and_kind_inputs(root, market), **_overlapping_markets(root), "root": root,
+        "market": market, "bad_market": bad_market, "bad_query": query[0],
         "bad_gallery": gallery[0], "garbled_market": garbled_market, "undecodable": undecodable, "preset": preset,
         "no_weights": no_weights, "garbage_config": garbage_config, "features": features,
         "no_paths": no_paths, "a_file": a_file, "query_image": os.path.join(market, "query", query[0]),
         "bad_query_image": os.path.join(bad_market, "query", query[0]), **write_bad_model_files(root, preset),
     }
+
+
+def _walk_and_kind_inputs(root, market):
+    """Folders with symbolic link loops, files of every listed format, paths
+    of the wrong kind (issue 25)."""
+    links = {"loop_gallery": ("loop", "."), "deep_loop_gallery": ("a/b/up", "../.."),
+             "file_loop_gallery": ("self.jpg", "self.jpg"), "dangling_gallery": ("gone.jpg", "missing.jpg")}
+    for folder, (link, target) in links.items():
+        write_image(str(root / folder / "a" / "b" / "p.jpg"), 1)
+        os.symlink(target, root / folder / link)
+    for i, extension in enumerate(("bmp", "gif", "webp", "PNG")):
+        write_image(str(root / "formats" / f"x{i}.{extension}"), i)
+    (root / "formats" / "folder.jpg").mkdir()  # a folder named like an image: not listed
+    (root / "only_folder.jpg" / "inside.txt").parent.mkdir()
+    (root / "only_folder.jpg" / "inside.txt").write_text("no image here")
+    plain = root / "plain_images"
+    for i in range(3):
+        write_image(str(plain / f"{i}.jpg"), i)
+    few = root / "two_bad_one_good"
+    write_image(str(few / "good.jpg"), 0)
+    (few / "empty.jpg").write_bytes(b"")
+    (few / "text.jpg").write_text("not an image")
+    os.symlink(root / "missing_target.jpg", root / "dangling.jpg")
+    return {"plain_images": plain, "formats": root / "formats", "two_bad_one_good": few,
+            "an_image": str(plain / "0.jpg"),
+            "dangling": root / "dangling.jpg", **{name: root / name for name in links}}
+
+
+def _overlapping_markets(root):
+    """Market-1501 copies whose train split shares images with query: one
+    under the query's own name (shared id and content), one renamed to a
+    train identity (shared content only)."""
+    made = {}
+    for kind in ("same_name", "renamed"):
+        market, _ = make_market1501(root / f"overlap_{kind}")
+        query = sorted(os.listdir(os.path.join(market, "query")))[0]
+        target = query if kind == "same_name" else "0002_c1s1_999999_09.jpg"
+        shutil.copy(os.path.join(market, "query", query), os.path.join(market, "bounding_box_train", target))
+        made[f"overlap_{kind}"] = market
+    return made
 
 
 # (id, arguments with {placeholders} from `files` and {out} a fresh path, text the line must name)
@@ -215,6 +255,33 @@ CASES = [
     # KERAS_BACKEND=...: checked before anything (`keras_pass.startup`), whatever the command
     ("unknown_backend", "KERAS_BACKEND=foo presets", "KERAS_BACKEND=foo"),
     ("unknown_backend_upper_case", "KERAS_BACKEND=JAX extract {preset} {market} {out}", "jax, tensorflow"),
+    # issue 25: links, folders posing as files, formats, overlapping splits
+    ("index_file_symlink_loop", "index {file_loop_gallery} {out} --model {preset}", "self.jpg (a symbolic link"),
+    ("index_dangling_symlink", "index {dangling_gallery} {out} --model {preset}", "gone.jpg (a symbolic link"),
+    ("index_gallery_is_an_image", "index {an_image} {out} --model {preset}", "0.jpg (an image file)"),
+    ("index_gallery_is_binary", "index {root}/nan.pth {out} --model {preset}", "nan.pth (a binary file)"),
+    ("index_gallery_dangling_link", "index {dangling} {out} --model {preset}", "dangling.jpg (a symbolic link"),
+    ("index_folder_named_like_image", "index {root}/only_folder.jpg {out} --model {preset}", "only_folder.jpg"),
+    ("pretrain_data_is_an_image", "pretrain --data_dir={an_image} --output_dir={out} " + TINY_PRETRAIN,
+     "0.jpg (an image file)"),
+    ("pretrain_data_is_binary", "pretrain --data_dir={root}/nan.pth --output_dir={out} " + TINY_PRETRAIN,
+     "nan.pth (a binary file)"),
+    ("pretrain_data_dangling_link", "pretrain --data_dir={dangling} --output_dir={out} " + TINY_PRETRAIN,
+     "dangling.jpg (a symbolic link"),
+    ("pretrain_too_few_after_checks", "pretrain --data_dir={two_bad_one_good} --output_dir={out} "
+     + TINY_PRETRAIN, "batch_size=2"),
+    ("search_query_is_a_folder", "search {out} {plain_images}", "plain_images (a folder)"),
+    ("search_query_folder_named_jpg", "search {out} {root}/only_folder.jpg", "only_folder.jpg (a folder)"),
+    ("search_query_dangling_link", "search {out} {dangling}", "dangling.jpg (a symbolic link"),
+    ("attention_folder_named_like_image", "attention {preset} {root}/only_folder.jpg {out}.png", "only_folder.jpg"),
+    ("attention_images_is_an_image", "attention {preset} {an_image} {out}.png", "(an image file)"),
+    ("shard_source_is_an_image", "shard {an_image} {out}", "(an image file)"),
+    ("extract_images_plain_folder", "extract {preset} {plain_images} {out} --dataset images", "<pid>/<camid>_*.jpg"),
+    ("extract_images_market_folder", "extract {preset} {market}/query {out} --dataset images", "<pid>/<camid>_*.jpg"),
+    ("finetune_query_in_train", "finetune --data_root={overlap_same_name} --output_dir={out} --preset={preset}",
+     "allow_overlap"),
+    ("finetune_query_copied_renamed", "finetune --data_root={overlap_renamed} --output_dir={out} "
+     "--preset={preset}", "1 query/gallery images equal to train images"),
 ]
 
 
@@ -235,6 +302,29 @@ def test_bad_input(case, template, named, files, capsys, monkeypatch):
 
 def test_table_size():
     assert len(CASES) >= 30
+
+
+# Unusual inputs that must work: (id, arguments, images indexed, text of the one warning or None)
+ACCEPTED = [
+    ("index_directory_symlink_loop", "index {loop_gallery} {out} --model {preset}", 1, "reached again"),
+    ("index_loop_two_levels_down", "index {deep_loop_gallery} {out} --model {preset}", 1, "a/b/up"),
+    ("index_bmp_gif_webp_png", "index {formats} {out} --model {preset}", 4, None),
+]
+
+
+@pytest.mark.parametrize("case, template, count, warning", ACCEPTED, ids=[c[0] for c in ACCEPTED])
+def test_accepted_input(case, template, count, warning, files, capsys, caplog):
+    out = files["root"] / f"out_{case}"
+    with caplog.at_level("WARNING", logger="keras_pass"):
+        status = main(shlex.split(template.format(out=out, **files)))
+    err = capsys.readouterr().err
+    assert status == 0, err
+    with open(out / "paths.txt") as handle:
+        assert len(handle.read().splitlines()) == count
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ([] if warning is None else warnings[:1]) and all("\n" not in w for w in warnings)
+    assert warning is None or warning in warnings[0]
+    shutil.rmtree(out)
 
 
 @pytest.mark.slow
