@@ -1,5 +1,6 @@
 """`keras-pass demo --quick`, end to end, through the command line."""
 
+import csv
 import json
 import os
 import subprocess
@@ -33,16 +34,32 @@ def test_quick_demo_runs_and_reports_and_a_rerun_skips_finished_stages(tmp_path)
     result = _demo(output_dir)
     for row in ("random init, kNN", "DINO pre-trained, kNN", "PASS pre-trained, kNN",
                 "random init + supervised", "DINO + supervised", "PASS + supervised",
-                "part attention inside its region, DINO"):
+                "part attention inside its region, DINO", "mAP differences, kNN: PASS - random init",
+                "mAP differences, fine-tuned: PASS - DINO", "part probe, PASS", "locality:",
+                "--- [5/6] fine-tuning from the DINO start ---"):
         assert row in result.stdout
     with open(os.path.join(output_dir, "metrics.json")) as handle:
         metrics = json.load(handle)
     assert metrics["seed"] == 3
     for key in ("random_init_knn", "dino_knn", "pass_knn", "random_init_finetuned",
                 "dino_finetuned", "pass_finetuned"):
-        assert set(metrics[key]) == {"mAP", "rank1", "rank5", "mINP"}
+        assert set(metrics[key]) == {"mAP", "rank1", "rank5", "mINP", "mAP_interval"}
         assert 0.0 < metrics[key]["mINP"] <= metrics[key]["mAP"] <= 1.0
         assert 0.0 <= metrics[key]["rank1"] <= metrics[key]["rank5"] <= 1.0
+        low, high = metrics[key]["mAP_interval"]
+        assert low < metrics[key]["mAP"] < high
+        assert np.mean(metrics["query_ap"][key]) == pytest.approx(metrics[key]["mAP"])
+    for start in ("random_init", "dino", "pass"):
+        probe = metrics["part_probe"][start]
+        assert np.shape(probe["accuracy"]) == (4, len(probe["attributes"]))
+        assert np.all((np.array(probe["accuracy"]) >= 0) & (np.array(probe["accuracy"]) <= 1))
+        assert -100 < probe["locality"] < 100
+        for stage in ("knn", "finetuned"):
+            sibling = metrics["sibling_mAP"][start][stage]
+            assert 0 < sibling["num_queries"] <= metrics["num_queries"]
+            assert sibling["mAP_interval"][0] <= sibling["mAP"] <= sibling["mAP_interval"][1]
+    with open(os.path.join(output_dir, "finetune_pass", "history.csv")) as handle:
+        assert sum(row.get("mAP") not in (None, "") for row in csv.DictReader(handle)) >= 2  # a curve
     for picture in ("attention_random_init.png", "attention_dino.png", "attention_pass.png",
                     "ranking_pass.png", "training_curves.png"):
         assert os.path.getsize(os.path.join(output_dir, "pictures", picture)) > 1000

@@ -2,17 +2,20 @@
 
 from keras_pass import io
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int
+from keras_pass.recipes.demo import DURATIONS
 
 
 def build_parser():
     parser = ArgumentParser(
         prog="keras-pass demo",
         description="Generate pedestrians, PASS pre-train a small ViT, fine-tune, evaluate, and "
-                    "write a table, metrics.json and pictures (8-10 minutes on 2 CPU cores).",
+                    f"write a table, metrics.json and pictures ({DURATIONS['full']} on 2 CPU cores).",
     )
     parser.add_argument("--output_dir", default="keras_pass_demo",
                         help="where data, presets, metrics.json and pictures/ go; re-running resumes")
-    parser.add_argument("--quick", action="store_true", help="a smaller run of about 2.5 minutes")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smaller run ({DURATIONS['quick']}): fewer steps and people, so wider "
+                             "intervals; read its rows as a smoke test, not a verdict")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="draws the data and every initial weight")
     parser.add_argument("--overwrite", action="store_true",
                         help="run again when output_dir holds a finished demo (default: do nothing)")

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from keras_pass.recipes.demo import DURATIONS as DEMO_DURATIONS
+
 
 def _presets(argv):
     from keras_pass.cli.arguments import ArgumentParser
@@ -30,7 +32,8 @@ def _delegate(module):
 
 
 COMMANDS = {
-    "demo": (_delegate("demo"), "the main job: PASS end to end on generated pedestrians (--quick: ~1 min)"),
+    "demo": (_delegate("demo"), "the main job: PASS end to end on generated pedestrians "
+             f"({DEMO_DURATIONS['full']}; --quick: {DEMO_DURATIONS['quick']})"),
     "convert": (_delegate("convert"), "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
     "pretrain": (_delegate("pretrain"), "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),

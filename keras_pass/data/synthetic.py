@@ -32,6 +32,10 @@ PART_ATTRIBUTES = {
     "lower": {"color": len(PALETTE), "texture": 3, "length": 2},
     "shoes": {"color": len(PALETTE)},
 }
+# Vertical extent of each part as fractions of the person's height, as
+# `render_person` draws it (the person fills 88-98% of the image height).
+PART_SPANS = {"head": (0.0, 0.18), "upper": (0.17, 0.53), "belt": (0.50, 0.54),
+              "lower": (0.53, 0.92), "shoes": (0.92, 0.975)}
 
 
 def sample_identities(num_identities, seed=0, sibling_fraction=0.5):
@@ -52,6 +56,32 @@ def sample_identities(num_identities, seed=0, sibling_fraction=0.5):
             }
         identities.append(identity)
     return identities
+
+
+def attribute_labels(identities):
+    """{"part.attribute": int array}, one entry per identity."""
+    return {f"{part}.{name}": np.array([identity[part][name] for identity in identities])
+            for part, attributes in PART_ATTRIBUTES.items() for name in attributes}
+
+
+def siblings(identities):
+    """Per identity index, the indices of identities differing from it in exactly one part."""
+    def parts_differing(a, b):
+        return sum(a[part] != b[part] for part in PART_ATTRIBUTES)
+
+    return [{j for j, other in enumerate(identities) if parts_differing(identity, other) == 1}
+            for identity in identities]
+
+
+def market1501_pid(index):
+    """The folder's person id of identity `index` (ids are spread out, as Market's are)."""
+    return 2 + 3 * index
+
+
+def market1501_identities(num_train_ids=60, num_test_ids=60, seed=0, num_distractors=20):
+    """{pid: identity} of the train and test people `write_market1501` draws with these settings."""
+    identities = sample_identities(num_train_ids + num_test_ids + num_distractors, seed)
+    return {market1501_pid(i): identities[i] for i in range(num_train_ids + num_test_ids)}
 
 
 def camera_styles(num_cameras, seed=0):
@@ -246,9 +276,9 @@ def write_market1501(
     for i in range(num_train_ids):
         views = _views(identities[i], cameras_of(), styles, rng, views_per_camera, image_size, background)
         for k, (camera, image) in enumerate(views):
-            save("bounding_box_train", 2 + 3 * i, camera, image, k)
+            save("bounding_box_train", market1501_pid(i), camera, image, k)
     for i in range(num_train_ids, num_train_ids + num_test_ids):
-        pid, cameras = 2 + 3 * i, cameras_of()
+        pid, cameras = market1501_pid(i), cameras_of()
         queried = set()
         views = _views(identities[i], cameras, styles, rng, views_per_camera, image_size, background)
         for k, (camera, image) in enumerate(views):

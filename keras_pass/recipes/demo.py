@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-# Plain data. The full demo takes 8-10 minutes on 2 CPU cores.
+from keras_pass.recipes.demo_report import STARTS, TITLES, format_table
+
 _FULL = {
     # Plain grey backgrounds: in minutes of pre-training, coloured per-view
     # backgrounds are what self-distillation latches on to (they tell images
@@ -82,12 +83,16 @@ DEMO_CONFIGS = {
     "full": _FULL,
     "quick": {**_FULL,
               "data": {**_FULL["data"], "labelled_test_ids": 60, "unlabeled_ids": 150},
-              "pretrain": {**_FULL["pretrain"], "epochs": 2},
-              "finetune": {**_FULL["finetune"], "epochs": 3, "steps_per_epoch": 10,
-                           "warmup_epochs": 1, "eval_every": 3}},
+              # 40 pre-training and 30 fine-tuning steps: a smoke test of every
+              # stage within 3 minutes, evaluated after each fine-tuning epoch
+              # so that the fine-tuning mAP panel has a curve.
+              "pretrain": {**_FULL["pretrain"], "epochs": 2, "steps_per_epoch": 20},
+              "finetune": {**_FULL["finetune"], "epochs": 2, "steps_per_epoch": 15,
+                           "warmup_epochs": 1, "eval_every": 1}},
 }
-STARTS = ("random_init", "dino", "pass")  # the three backbones compared
-_TITLES = {"random_init": "random init", "dino": "DINO", "pass": "PASS"}
+# Wall time of one run on 2 idle CPU cores, measured (commands and load in
+# docs/experiments/demo_diagnosis.md); every help text says these.
+DURATIONS = {"quick": "about 3 minutes", "full": "about 9 minutes"}
 
 
 def _stage(number, total, text):
@@ -123,25 +128,88 @@ def knn_results(backbone, dataset):
     return evaluate_model(backbone, dataset.query, dataset.gallery, verbose=False)
 
 
-def attention_picture(backbone, dataset, path, num_shown=6, num_measured=120):
-    """Figure 3 for `num_shown` query images; returns (shares, chances) per
-    part, averaged over `num_measured` query images (with 6, which images are
-    drawn moves a share by several points)."""
+def attention_picture(backbone, dataset, path, probe=None, num_shown=6, num_measured=120):
+    """Figure 3 for `num_shown` query images, with the part-probe table
+    beside the maps; returns (shares, chances) per part, averaged over
+    `num_measured` query images (with 6, which images are drawn moves a
+    share by several points)."""
     from keras_pass.models.attention import attention_report
-    from keras_pass.reid.data import load_images
     from keras_pass.plots import plot_attention_grid
+    from keras_pass.recipes.demo_report import probe_table
+    from keras_pass.reid.data import load_images
 
     step = max(1, len(dataset.query) // num_measured)
     images = load_images(list(dataset.query.paths[::step][:num_measured]), backbone.image_shape[:2])
     maps, shares, chances = attention_report(backbone, images)
     shown = np.linspace(0, len(images) - 1, min(num_shown, len(images))).astype(int)
-    plot_attention_grid(images[shown], maps[shown], path, shares)
+    table = probe and (*probe_table(probe), f"linear-probe accuracy (%)\nlocality {probe['locality']:+.1f} points")
+    plot_attention_grid(images[shown], maps[shown], path, shares, table)
     return shares, chances
 
 
 def _summary(results):
-    return {"mAP": float(results["mAP"]), "rank1": float(results["cmc"][0]),
-            "rank5": float(results["cmc"][4]), "mINP": float(results["mINP"])}
+    summary = {"mAP": float(results["mAP"]), "rank1": float(results["cmc"][0]),
+               "rank5": float(results["cmc"][4]), "mINP": float(results["mINP"])}
+    if "query_ap" in results:  # a finished fine-tuning's results.json keeps no per-query APs
+        from keras_pass.reid.evaluation import bootstrap_interval
+
+        summary["mAP_interval"] = list(bootstrap_interval(results["query_ap"]))
+    return summary
+
+
+def _query_ap(results):
+    return [None if np.isnan(v) else float(v) for v in results["query_ap"]]  # JSON has no NaN
+
+
+def labelled_people(config, seed):
+    """{pid: identity} of the generated Market folder's train and test people."""
+    from keras_pass.data.synthetic import market1501_identities
+
+    sizes = config["data"]
+    return market1501_identities(sizes["labelled_train_ids"], sizes["labelled_test_ids"], seed)
+
+
+def _sibling_pids(people):
+    from keras_pass.data.synthetic import siblings
+
+    pids = list(people)
+    return {pid: {pids[j] for j in found} for pid, found in zip(pids, siblings(list(people.values())))}
+
+
+def _labels(people, paths):
+    from keras_pass.data.synthetic import attribute_labels
+    from keras_pass.reid.datasets import parse_image_name
+
+    return attribute_labels([people[parse_image_name(path)[0]] for path in paths])
+
+
+def run_part_probe(backbone, dataset, people):
+    """`reid.part_probe` fit on the train people, tested on the query and
+    gallery people; each body part belongs to the [PART] region nearest it."""
+    from keras_pass.data.synthetic import PART_SPANS
+    from keras_pass.models.regions import default_region_bounds
+    from keras_pass.reid.part_probe import nearest_regions, part_probe, token_features
+
+    test = [path for records in (dataset.query, dataset.gallery)
+            for path, pid in zip(records.paths, records.pids) if int(pid) in people]
+    train = list(dataset.train.paths)
+    bounds = default_region_bounds(backbone.num_parts)
+    region_of = dict(zip(PART_SPANS, nearest_regions(list(PART_SPANS.values()), bounds)))
+    train_labels = _labels(people, train)
+    return part_probe(token_features(backbone, train), train_labels, token_features(backbone, test),
+                      _labels(people, test), {name: region_of[name.split(".")[0]] for name in train_labels})
+
+
+def evaluate_retrieval(model, dataset, people):
+    """(kNN-protocol results with per-query APs, sibling score) of a
+    backbone or fine-tuned model's test feature."""
+    from keras_pass.reid.features import evaluate_feature_sets, extract_features
+    from keras_pass.reid.part_probe import sibling_map
+
+    query = extract_features(model, dataset.query.paths, verbose=False)
+    gallery = extract_features(model, dataset.gallery.paths, verbose=False)
+    results = evaluate_feature_sets(query, gallery, dataset.query, dataset.gallery)
+    return results, sibling_map(query, gallery, dataset.query, dataset.gallery, _sibling_pids(people))
 
 
 def demo_view_augmentations(config):
@@ -182,14 +250,15 @@ def _curves(pretrain_dirs, finetune_dirs, path):
     curves = {"pre-training loss": {}}
     for title, directory in pretrain_dirs.items():
         with open(os.path.join(directory, "history.json")) as handle:
-            curves["pre-training loss"][title] = json.load(handle)["loss"]
+            losses = json.load(handle)["loss"]
+        curves["pre-training loss"][title] = (np.arange(1, len(losses) + 1), losses)
     for title, directory in finetune_dirs.items():
         with open(os.path.join(directory, "history.csv")) as handle:
             rows = list(csv.DictReader(handle))
-        curves.setdefault("fine-tuning loss", {})[title] = [float(r["loss"]) for r in rows]
-        curves.setdefault("fine-tuning mAP", {})[title] = [
-            float(r["mAP"]) for r in rows if r.get("mAP") not in (None, "")
-        ]
+        epochs = [int(r["epoch"]) + 1 for r in rows]
+        curves.setdefault("fine-tuning loss", {})[title] = (epochs, [float(r["loss"]) for r in rows])
+        evaluated = [(e, float(r["mAP"])) for e, r in zip(epochs, rows) if r.get("mAP") not in (None, "")]
+        curves.setdefault("fine-tuning mAP (query/gallery)", {})[title] = tuple(zip(*evaluated)) or ((), ())
     plot_training_curves(curves, path, title="keras-pass demo")
 
 
@@ -206,22 +275,6 @@ def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
     indices = np.linspace(0, len(dataset.query) - 1, num_queries).astype(int)
     distances = pairwise_distance(query_features[indices], gallery_features)
     plot_ranking(dataset.query, dataset.gallery, distances, indices, path, top_k=8)
-
-
-def format_table(metrics):
-    rows = [(f"{_TITLES[start]}{' pre-trained' if start != 'random_init' else ''}, kNN (no labels)",
-             metrics[f"{start}_knn"]) for start in STARTS]
-    rows += [(f"{_TITLES[start]} + supervised fine-tuning", metrics[f"{start}_finetuned"])
-             for start in STARTS]
-    lines = [f"{'model':42s} {'mAP':>6s} {'R-1':>6s} {'R-5':>6s} {'mINP':>6s}", "-" * 70]
-    lines += [f"{name:42s} " + " ".join(f"{100 * m[k]:6.1f}" for k in ("mAP", "rank1", "rank5", "mINP"))
-              for name, m in rows]
-    for start in STARTS:
-        shares = metrics["part_attention"][start]
-        text = ", ".join(f"PART{i + 1} {100 * s:.0f}%" for i, s in enumerate(shares["share"]))
-        lines.append(f"part attention inside its region, {_TITLES[start]}: {text} "
-                     f"(chance {100 * np.mean(shares['chance']):.0f}%)")
-    return "\n".join(lines)
 
 
 def _record_run(output_dir, config, seed):
@@ -255,6 +308,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     from keras_pass.recipes.pretrain import build_backbone, pretrain
     from keras_pass import io
     from keras_pass.reid.datasets import market1501
+    from keras_pass.reid.evaluation import bootstrap_interval
 
     mode = "quick" if quick else "full"
     config = DEMO_CONFIGS[mode]
@@ -278,7 +332,10 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     print(dataset.summary())
     timings.setdefault("data", time.time() - started)
 
-    metrics = {"seed": seed, "mode": mode, "part_attention": dict(previous.get("part_attention", {}))}
+    people = labelled_people(config, seed)
+    metrics = {"seed": seed, "mode": mode, "num_queries": len(dataset.query)}
+    for key in ("part_attention", "part_probe", "sibling_mAP", "query_ap"):
+        metrics[key] = {name: value for name, value in previous.get(key, {}).items()}
     metrics.update({k: v for k, v in previous.items() if k.endswith(("_knn", "_finetuned"))})
     presets = {}
 
@@ -288,14 +345,24 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
         timings["so_far"] = earlier_runs + time.time() - started
         io.write_json(metrics_path, {**metrics, "timings_s": timings})
 
+    def record_retrieval(start, stage, model):
+        results, sibling = evaluate_retrieval(model, dataset, people)
+        metrics[f"{start}_{stage}"] = _summary(results)
+        metrics["query_ap"][f"{start}_{stage}"] = _query_ap(results)
+        metrics["sibling_mAP"].setdefault(start, {})[stage] = {
+            "mAP": sibling["mAP"], "mAP_interval": list(bootstrap_interval(sibling["query_ap"])),
+            "num_queries": sibling["num_queries"]}
+
     def evaluate_start(start, load_backbone):
         picture = os.path.join(pictures, f"attention_{start}.png")
-        if f"{start}_knn" in metrics and start in metrics["part_attention"] and os.path.isfile(picture):
-            print(f"{_TITLES[start]}: evaluated before (metrics.json), kept")
+        if (f"{start}_knn" in metrics and start in metrics["part_attention"]
+                and start in metrics["part_probe"] and os.path.isfile(picture)):
+            print(f"{TITLES[start]}: evaluated before (metrics.json), kept")
             return
         backbone = load_backbone()
-        metrics[f"{start}_knn"] = _summary(knn_results(backbone, dataset))
-        share, chance = attention_picture(backbone, dataset, picture)
+        record_retrieval(start, "knn", backbone)
+        metrics["part_probe"][start] = run_part_probe(backbone, dataset, people)
+        share, chance = attention_picture(backbone, dataset, picture, metrics["part_probe"][start])
         metrics["part_attention"][start] = {"share": share.tolist(), "chance": chance.tolist()}
         save_progress()
 
@@ -309,7 +376,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     evaluate_start("random_init", lambda: PASSBackbone.from_preset(presets["random_init"]))
 
     for number, objective in ((3, "pass"), (4, "dino")):
-        _stage(number, 6, f"{_TITLES[objective]} pre-training on the unlabeled folder (same budget)")
+        _stage(number, 6, f"{TITLES[objective]} pre-training on the unlabeled folder (same budget)")
         tick = time.time()
         model, _ = pretrain(dataclasses.replace(pretrain_configs[objective], overwrite=overwrite))
         if model is not None or f"pretrain_{objective}" not in timings:  # trained now
@@ -318,19 +385,22 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
         evaluate_start(objective, lambda: PASSBackbone.from_preset(presets[objective]))
 
     _stage(5, 6, "supervised fine-tuning, the same recipe from each start")
-    finetune_dirs = {_TITLES[start]: os.path.join(output_dir, f"finetune_{start}") for start in STARTS}
+    finetune_dirs = {TITLES[start]: os.path.join(output_dir, f"finetune_{start}") for start in STARTS}
     for start in ("pass", "dino", "random_init"):
+        model_dir = finetune_dirs[TITLES[start]]
         if f"{start}_finetuned" in metrics and not overwrite and os.path.isfile(
-                os.path.join(finetune_dirs[_TITLES[start]], "results.json")):
+                os.path.join(model_dir, "results.json")):
             continue
+        print(f"\n--- [5/6] fine-tuning from the {TITLES[start]} start ---", flush=True)
         tick = time.time()
-        metrics[f"{start}_finetuned"] = _summary(
-            _finetune(config, market, presets[start], finetune_dirs[_TITLES[start]], seed, overwrite))
+        _finetune(config, market, presets[start], model_dir, seed, overwrite)
+        # Evaluated again from final.keras: the per-query APs the intervals need.
+        record_retrieval(start, "finetuned", keras.saving.load_model(os.path.join(model_dir, "final.keras")))
         timings[f"finetune_{start}"] = time.time() - tick
         save_progress()
 
     _stage(6, 6, "pictures and metrics")
-    _curves({_TITLES[o]: c.output_dir for o, c in pretrain_configs.items()}, finetune_dirs,
+    _curves({TITLES[o]: c.output_dir for o, c in pretrain_configs.items()}, finetune_dirs,
             os.path.join(pictures, "training_curves.png"))
     _ranking_picture(finetune_dirs["PASS"], dataset, config["image_size"], os.path.join(pictures, "ranking_pass.png"))
     timings.pop("so_far", None)

@@ -389,3 +389,18 @@ def format_results(results, ranks=(1, 5, 10), title=None):
             lines.append(f"CMC Rank-{r:<3}: {100 * results['cmc'][r - 1]:.1f}%")
     lines.append(f"valid queries: {results['num_valid_queries']}")
     return "\n".join(lines)
+
+
+def bootstrap_interval(values, num_samples=2000, confidence=0.95, seed=0):
+    """Percentile interval of the mean of `values` (e.g. per-query AP, or the
+    per-query difference of two models' APs on the same queries) when the
+    queries are resampled with replacement; NaN entries (skipped queries)
+    are dropped first."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        raise ValueError("Expected at least one finite value. Received: none")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(len(values), size=(num_samples, len(values)))].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
