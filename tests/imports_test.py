@@ -11,7 +11,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Lowest first. A module may import its own layer and the ones before it;
 # a package's `__init__` belongs to the layer of its package.
 LAYERS = (
-    ("keras_pass.errors", "keras_pass.version", "keras_pass.backend"),
+    ("keras_pass.errors", "keras_pass.version", "keras_pass.startup", "keras_pass.backend"),
     ("keras_pass.finite", "keras_pass.kill_hooks"),
     ("keras_pass.io",),
     ("keras_pass.plots",),

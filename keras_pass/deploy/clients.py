@@ -30,6 +30,7 @@ from keras import ops
 
 from keras_pass import io
 from keras_pass.models.image_converter import image_converter_of, statistics
+from keras_pass.version import __version__
 
 INPUT_NAME, OUTPUT_NAME, BATCH_DIMENSION = "images", "features", "batch"
 FORMATS = {"boxmot": ("onnx", "litert")}
@@ -57,8 +58,6 @@ def weights_sha256(model):
 
 def export_contract(model, extractor, raw_input, layout, client, l2_normalize, antialias):
     """The preprocessing and output contract of an export, as strings."""
-    import keras_pass
-
     converter = image_converter_of(model)
     mean, std = input_statistics(client) or (converter.mean, converter.std)
     size = list(converter.image_size)
@@ -81,7 +80,7 @@ def export_contract(model, extractor, raw_input, layout, client, l2_normalize, a
         "feature_dim": int(extractor.outputs[0].shape[-1]),
         "unit_length_outputs": bool(l2_normalize),
         "client": client or "none",
-        "keras_pass_version": keras_pass.__version__,
+        "keras_pass_version": __version__,
         "source_model_sha256": weights_sha256(model),
     }
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in contract.items()}
