@@ -5,6 +5,8 @@ where they are parsed, output paths are checked before anything is written."""
 import argparse
 import os
 
+from keras_pass.recipes.config import check_output_folder
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` raising ValueError instead of printing the
@@ -37,8 +39,6 @@ non_negative_float = _number(float, 0.0, strict=False)
 
 def check_output_path(path, name):
     """A folder to write (`keras_pass.recipes.config.check_output_folder`)."""
-    from keras_pass.recipes.config import check_output_folder
-
     check_output_folder(name, path)
     return path
 

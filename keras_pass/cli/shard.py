@@ -10,6 +10,8 @@ are not rewritten.
 import argparse
 import sys
 
+from keras_pass.pretraining.shards import write_shards
+
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-pass shard", description=__doc__.split("\n")[0])
@@ -21,7 +23,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.pretraining.shards import write_shards
 
     index = write_shards(args.image_dir, args.out_dir, args.shard_size)
     print(f"{index['num_images']} images in {len(index['shards'])} shards in {args.out_dir}")
