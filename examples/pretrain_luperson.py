@@ -13,7 +13,7 @@ ViT-S/16, 2 global crops 256x128 + 3 regions x 3 local crops 128x64,
 Every setting of the recipe's config is a flag: `keras-pass pretrain --help`.
 """
 
-from keras_pass.cli.absl_command import example_main
+from keras_pass.cli.main import example_main
 
 if __name__ == "__main__":
     example_main("pretrain")

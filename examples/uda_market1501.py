@@ -13,7 +13,7 @@ train on the unlabeled target with the release's settings
 Every setting of the recipe's config is a flag: `keras-pass uda --help`.
 """
 
-from keras_pass.cli.absl_command import example_main
+from keras_pass.cli.main import example_main
 
 if __name__ == "__main__":
     example_main("uda")

@@ -14,7 +14,7 @@ Re-run the same command
 to resume an interrupted run.
 """
 
-from keras_pass.cli.absl_command import example_main
+from keras_pass.cli.main import example_main
 
 if __name__ == "__main__":
     example_main("usl")

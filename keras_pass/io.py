@@ -29,6 +29,8 @@ import os
 import shutil
 import uuid
 
+from keras_pass import finite
+from keras_pass.backend.processes import is_writer
 from keras_pass.kill_hooks import maybe_kill
 
 TEMP_PREFIX = ".kp-tmp-"
@@ -49,8 +51,6 @@ def ensure_parent(path):
 
 
 def _is_writer():
-    from keras_pass.backend.processes import is_writer
-
     return is_writer()
 
 
@@ -269,9 +269,7 @@ def save_npy(path, array):
 def check_finite_weights(model, path):
     """`NonFiniteLossError` instead of writing NaN/inf weights to `path`
     (every weights, model and preset writer calls it first)."""
-    from keras_pass.finite import check_finite_weights as check
-
-    check(model, f"to write to {path}")
+    finite.check_finite_weights(model, f"to write to {path}")
 
 
 def save_weights(model, path):

@@ -16,6 +16,8 @@ Unset (always, outside tests), they do nothing.
 import os
 import sys
 
+from keras_pass.backend.train_steps import sync_state_for_callbacks
+
 KILL_STATUS = 137  # what a shell reports for SIGKILL
 _counts = {}
 
@@ -44,8 +46,6 @@ def kill_at_step_callbacks():
     if not step:
         return []
     import keras
-
-    from keras_pass.backend.train_steps import sync_state_for_callbacks
 
     class KillAtStep(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

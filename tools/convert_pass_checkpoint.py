@@ -6,7 +6,7 @@
 (`keras-pass convert ...`: the same command.)
 """
 
-from keras_pass.cli.absl_command import example_main
+from keras_pass.cli.main import example_main
 
 if __name__ == "__main__":  # `keras-pass convert ...`: one-line errors, exit 2 on bad input
     example_main("convert")

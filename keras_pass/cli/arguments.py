@@ -23,6 +23,8 @@ def flag_spelling(argv):
         spelt.append(arg)
     return spelt
 
+from keras_pass.recipes.config import check_output_folder
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` raising ValueError instead of printing the
@@ -70,8 +72,6 @@ size_pair.__name__ = "H,W"  # argparse names the type in its messages
 
 def check_output_path(path, name):
     """A folder to write (`keras_pass.recipes.config.check_output_folder`)."""
-    from keras_pass.recipes.config import check_output_folder
-
     check_output_folder(name, path)
     return path
 

@@ -7,11 +7,15 @@ token over the image, and prints the share of each PART's attention that
 falls inside its own region (chance: the region's share of patch rows).
 """
 
-
 import numpy as np
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_int, positive_int
 from keras_pass.data.formats import IMAGE_FORMATS_HELP
+from keras_pass.data.images import list_image_files
+from keras_pass.loading import load_backbone
+from keras_pass.models.attention import attention_report
+from keras_pass.plots import plot_attention_grid
+from keras_pass.reid.data import load_images
 
 
 def build_parser():
@@ -35,11 +39,6 @@ def format_shares(shares, chances):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.data.images import list_image_files
-    from keras_pass.models.attention import attention_report
-    from keras_pass.loading import load_backbone
-    from keras_pass.reid.data import load_images
-    from keras_pass.plots import plot_attention_grid
 
     check_output_file(args.output, "output")
     backbone = load_backbone(args.preset)
@@ -52,9 +51,3 @@ def main(argv=None):
     print(f"part attention inside its region: {format_shares(shares, chances)}")
     print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("attention")

@@ -9,13 +9,12 @@ the same command resumes an interrupted run.
 """
 
 from keras_pass.cli.absl_command import recipe_main
-
-_RECIPES = "keras_pass.recipes.cluster_contrast"
+from keras_pass.recipes.cluster_contrast import UDAConfig, USLConfig, train_uda, train_usl
 
 
 def main_usl(argv=None):
-    return recipe_main("usl", f"{_RECIPES}:USLConfig", f"{_RECIPES}:train_usl", argv, __doc__)
+    return recipe_main("usl", USLConfig, train_usl, argv, __doc__)
 
 
 def main_uda(argv=None):
-    return recipe_main("uda", f"{_RECIPES}:UDAConfig", f"{_RECIPES}:train_uda", argv, __doc__)
+    return recipe_main("uda", UDAConfig, train_uda, argv, __doc__)

@@ -1,8 +1,8 @@
 """`keras-pass convert CHECKPOINT OUTPUT_DIR`: official PyTorch .pth -> keras-pass preset dir."""
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
-
 from keras_pass.models.configs import ARCHITECTURES
+from keras_pass.models.convert import convert_checkpoint
 
 
 def build_parser():
@@ -42,7 +42,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.models.convert import convert_checkpoint
 
     check_output_path(args.output_dir, "output_dir")
     _, report = convert_checkpoint(
@@ -59,9 +58,3 @@ def main(argv=None):
         print(line)
     print(f"wrote preset: {args.output_dir}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("convert")

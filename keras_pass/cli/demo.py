@@ -2,7 +2,7 @@
 
 from keras_pass import io
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, non_negative_int
-from keras_pass.recipes.demo import DURATIONS
+from keras_pass.recipes.demo import DURATIONS, run_demo
 
 
 def build_parser():
@@ -24,7 +24,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.recipes.demo import run_demo
 
     check_output_path(args.output_dir, "--output_dir")
     with io.run_folder(args.output_dir):  # a demo that fails at once leaves no folder

@@ -3,8 +3,18 @@
     keras-pass evaluate FEATURES_DIR [--rerank] [--query_expansion]
 """
 
-
+from keras_pass import io
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_float, positive_int
+from keras_pass.reid.evaluation import (
+    alpha_query_expansion,
+    evaluate_features,
+    evaluate_rank,
+    pairwise_distance,
+    format_results,
+)
+from keras_pass.reid.features import load_feature_set
+from keras_pass.reid.reranking import re_ranking, re_ranking_features
+from keras_pass.reid.roc import blockwise_tpr_at_fpr, format_roc
 
 
 def build_parser():
@@ -29,15 +39,6 @@ def build_parser():
 
 
 def evaluate_saved(args):
-    from keras_pass.reid.evaluation import (
-        alpha_query_expansion,
-        evaluate_features,
-        evaluate_rank,
-        pairwise_distance,
-    )
-    from keras_pass.reid.features import load_feature_set
-    from keras_pass.reid.reranking import re_ranking, re_ranking_features
-
     query_features, query = load_feature_set(args.features_dir, args.query)
     gallery_features, gallery = load_feature_set(args.features_dir, args.gallery)
     if args.query_expansion:
@@ -64,16 +65,11 @@ def evaluate_saved(args):
 def _roc(query_distances, ids):
     """TPR@FPR and thresholds of the query x gallery pairs (fast-reid's ROC),
     queries in blocks: never the whole list of pairs in memory."""
-    from keras_pass.reid.roc import blockwise_tpr_at_fpr
-
     return blockwise_tpr_at_fpr(query_distances, *ids)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass import io
-    from keras_pass.reid.evaluation import format_results
-    from keras_pass.reid.roc import format_roc
 
     if args.lambda_value > 1:
         raise ValueError(f"Expected --lambda_value in [0, 1]. Received: --lambda_value={args.lambda_value}")
@@ -92,9 +88,3 @@ def main(argv=None):
         io.write_json(args.output, summary)
         print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("evaluate")

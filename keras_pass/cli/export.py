@@ -15,11 +15,13 @@ import os
 import subprocess
 import sys
 
+from keras_pass.cli.arguments import ArgumentParser
+from keras_pass.deploy.export import CLIENTS, FORMATS, check_overwrite, export_feature_extractor
+from keras_pass.loading import load_model
+from keras_pass.models.presets import PASS_PRESETS
+
 
 def build_parser():
-    from keras_pass.cli.arguments import ArgumentParser
-    from keras_pass.deploy.export import CLIENTS, FORMATS
-
     parser = ArgumentParser(prog="keras-pass export", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="preset name or folder, fine-tuned .keras, or official .pth")
     parser.add_argument("output", help="folder (tf_saved_model) or file (.onnx, .tflite) to write")
@@ -40,20 +42,15 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     import keras
 
-    from keras_pass.models.presets import PASS_PRESETS
-
     if not os.path.exists(args.model) and args.model not in PASS_PRESETS:  # before a second process
         raise ValueError(f"Expected a preset name or an existing model file or folder. "
                          f"Received: model={args.model}")
-    from keras_pass.deploy.export import check_overwrite
 
     check_overwrite(args.output, args.overwrite)  # before loading anything or a second process
     if keras.config.backend() != "tensorflow":
         print(f"export: writing with the TensorFlow backend (this process runs {keras.config.backend()})")
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         return subprocess.run([sys.executable, "-m", "keras_pass", "export", *argv], env=env).returncode
-    from keras_pass.deploy.export import export_feature_extractor
-    from keras_pass.loading import load_model
 
     model = load_model(args.model, weights=args.weights)
     worst = export_feature_extractor(model, args.output, args.format, args.raw_input, verbose=True,
@@ -62,9 +59,3 @@ def main(argv=None):
     client = f", for {args.client}" if args.client else ""
     print(f"wrote {args.output} ({args.format}{client}; max abs difference {worst:.2e} <= 1e-4)")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("export")

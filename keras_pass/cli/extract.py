@@ -11,11 +11,13 @@ default) or, with `--dataset images`, one `<pid>/<camid>_*.jpg` folder or
 `path,pid,camid` CSV (split name `images`).
 """
 
-
+from keras_pass import io
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int, size_pair
 from keras_pass.data.formats import IMAGE_FORMATS_HELP
-from keras_pass.reid.datasets import FOLDER_LAYOUT
-from keras_pass import io
+from keras_pass.data.images import check_images
+from keras_pass.loading import load_model as load
+from keras_pass.reid.datasets import FOLDER_LAYOUT, load_dataset, load_folder
+from keras_pass.reid.features import extract_features, save_feature_set
 
 
 def build_parser():
@@ -42,17 +44,12 @@ def build_parser():
 def load_model(source, weights=None, arch=None, stride=None, test_feature=None, image_size=None):
     """A ReIDModel or PASSBackbone from a .keras, a preset or a .pth (the
     one loader, `keras_pass.loading.load_model`)."""
-    from keras_pass.loading import load_model as load
-
     return load(source, weights=weights, test_feature=test_feature, image_size=image_size,
                 stride=stride, arch=arch)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.data.images import check_images
-    from keras_pass.reid.datasets import load_dataset, load_folder
-    from keras_pass.reid.features import extract_features, save_feature_set
 
     image_size = tuple(args.image_size) if args.image_size else None
     check_output_path(args.output_dir, "output_dir")
@@ -77,9 +74,3 @@ def main(argv=None):
             save_feature_set(args.output_dir, name, features[name], records)
     print(f"wrote features of {', '.join(splits)} to {args.output_dir}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("extract")

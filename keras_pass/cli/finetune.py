@@ -8,9 +8,9 @@ Re-running the same command resumes an interrupted run.
 """
 
 from keras_pass.cli.absl_command import recipe_main
+from keras_pass.recipes.finetune import FinetuneConfig, finetune
 
 
 def main(argv=None):
     """`keras-pass finetune ...` (argv without the program)."""
-    return recipe_main("finetune", "keras_pass.recipes.finetune:FinetuneConfig",
-                       "keras_pass.recipes.finetune:finetune", argv, __doc__)
+    return recipe_main("finetune", FinetuneConfig, finetune, argv, __doc__)

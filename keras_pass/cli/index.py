@@ -5,10 +5,10 @@ the model's own preprocessing, chunk by chunk: an interrupted run continues
 where it stopped, a finished one does nothing. Then `keras-pass search`.
 """
 
-
+from keras_pass import io
 from keras_pass.cli.arguments import ArgumentParser, check_output_path, positive_int
 from keras_pass.data.formats import IMAGE_FORMATS_HELP
-from keras_pass import io
+from keras_pass.deploy.gallery import build_index
 
 
 def build_parser():
@@ -23,16 +23,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.deploy.gallery import build_index
 
     check_output_path(args.index_dir, "index_dir")
     with io.run_folder(args.index_dir):  # a resumed index's folder existed: kept
         index = build_index(args.gallery, args.index_dir, args.model, args.batch_size, args.chunk_size)
     print(f"indexed {len(index.paths)} images ({index.features.shape[1]}-d) in {args.index_dir}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("index")

@@ -3,15 +3,31 @@
 import os
 import sys
 
+from keras_pass.cli import (
+    attention,
+    cluster_contrast,
+    convert,
+    demo,
+    evaluate,
+    export,
+    extract,
+    finetune,
+    index,
+    pretrain,
+    search,
+    shard,
+    visualize,
+)
+from keras_pass.cli.arguments import ArgumentParser
+from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
+from keras_pass.models.preset_io import list_presets, presets_home
 from keras_pass.recipes.demo import DURATIONS as DEMO_DURATIONS
+from keras_pass.startup import check_backend
 
 
 def _presets(argv):
-    from keras_pass.cli.arguments import ArgumentParser
-
     parser = ArgumentParser(prog="keras-pass presets", description="List named presets.")
     parser.parse_args(argv)
-    from keras_pass.models.preset_io import list_presets, presets_home
 
     print(f"preset home: {presets_home()}")
     for name, meta in list_presets().items():
@@ -20,41 +36,27 @@ def _presets(argv):
     return 0
 
 
-def _delegate(module):
-    """A command running `keras_pass.cli.<module>.main(argv)`, imported lazily."""
-
-    def run(argv):
-        import importlib
-
-        return importlib.import_module(f"keras_pass.cli.{module}").main(argv)
-
-    return run
-
-
 COMMANDS = {
-    "demo": (_delegate("demo"), "the main job: PASS end to end on generated pedestrians "
+    "demo": (demo.main, "the main job: PASS end to end on generated pedestrians "
              f"({DEMO_DURATIONS['full']}; --quick: {DEMO_DURATIONS['quick']})"),
-    "convert": (_delegate("convert"), "convert an official PyTorch checkpoint into a preset"),
+    "convert": (convert.main, "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
-    "pretrain": (_delegate("pretrain"), "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
-    "finetune": (_delegate("finetune"), "supervised ReID fine-tuning (examples/finetune_market1501.py)"),
-    "usl": (_delegate("usl"), "unsupervised ReID with cluster contrast (examples/usl_market1501.py)"),
-    "uda": (_delegate("uda"), "cluster-contrast domain adaptation (examples/uda_market1501.py)"),
-    "extract": (_delegate("extract"), "extract ReID features of a dataset or folder to .npy"),
-    "evaluate": (_delegate("evaluate"), "CMC / mAP / mINP of extracted features, optional re-ranking"),
-    "visualize": (_delegate("visualize"), "ranked-list picture of queries and their top-k matches"),
-    "export": (_delegate("export"), "export the feature extractor (SavedModel, ONNX, LiteRT) with a parity check"),
-    "index": (_delegate("index"), "embed a gallery folder into a searchable index (resumable)"),
-    "search": (_delegate("search"), "nearest gallery images of query images, with a same-person threshold"),
-    "shard": (_delegate("shard"), "convert an image folder into TFRecord shards for LUPerson-scale pre-training"),
-    "attention": (_delegate("attention"), "[CLS]/[PART] attention maps of a preset and their region shares"),
+    "pretrain": (pretrain.main, "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
+    "finetune": (finetune.main, "supervised ReID fine-tuning (examples/finetune_market1501.py)"),
+    "usl": (cluster_contrast.main_usl, "unsupervised ReID with cluster contrast (examples/usl_market1501.py)"),
+    "uda": (cluster_contrast.main_uda, "cluster-contrast domain adaptation (examples/uda_market1501.py)"),
+    "extract": (extract.main, "extract ReID features of a dataset or folder to .npy"),
+    "evaluate": (evaluate.main, "CMC / mAP / mINP of extracted features, optional re-ranking"),
+    "visualize": (visualize.main, "ranked-list picture of queries and their top-k matches"),
+    "export": (export.main, "export the feature extractor (SavedModel, ONNX, LiteRT) with a parity check"),
+    "index": (index.main, "embed a gallery folder into a searchable index (resumable)"),
+    "search": (search.main, "nearest gallery images of query images, with a same-person threshold"),
+    "shard": (shard.main, "convert an image folder into TFRecord shards for LUPerson-scale pre-training"),
+    "attention": (attention.main, "[CLS]/[PART] attention maps of a preset and their region shares"),
 }
 
 
 def main(argv=None):
-    from keras_pass.cli.arguments import ArgumentParser
-    from keras_pass.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE_LOSS, NonFiniteLossError
-    from keras_pass.startup import check_backend
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = ArgumentParser(
@@ -79,6 +81,11 @@ def main(argv=None):
         return _report(command, "stopped", error, EXIT_NON_FINITE_LOSS)
     except (ValueError, OSError) as error:  # bad input: one line, no traceback
         return _report(command, "error", error, EXIT_BAD_INPUT)
+
+
+def example_main(command):
+    """`python examples/X.py ...`: exactly `keras-pass COMMAND ...`."""
+    sys.exit(main([command, *sys.argv[1:]]))
 
 
 def _report(command, kind, error, status):

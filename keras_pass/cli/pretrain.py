@@ -8,9 +8,9 @@ globals, 3 x 3 region crops of 128x64, 100 epochs, AdamW 5e-4 x batch/256,
 """
 
 from keras_pass.cli.absl_command import recipe_main
+from keras_pass.recipes.pretrain import PretrainConfig, pretrain
 
 
 def main(argv=None):
     """`keras-pass pretrain ...` (argv without the program)."""
-    return recipe_main("pretrain", "keras_pass.recipes.pretrain:PretrainConfig",
-                       "keras_pass.recipes.pretrain:pretrain", argv, __doc__)
+    return recipe_main("pretrain", PretrainConfig, pretrain, argv, __doc__)

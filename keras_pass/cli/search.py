@@ -7,9 +7,12 @@ picture. `--threshold T` (a distance from evaluate's TPR@FPR lines) marks
 each match as the same person (distance < T) or not.
 """
 
-
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, positive_float, positive_int
 from keras_pass.data.formats import IMAGE_FORMATS_HELP
+from keras_pass.data.images import check_images, not_a_file
+from keras_pass.deploy.embedder import Embedder
+from keras_pass.deploy.gallery import GalleryIndex
+from keras_pass.reid.visualize import plot_search
 
 
 def build_parser():
@@ -25,10 +28,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.deploy.embedder import Embedder
-    from keras_pass.deploy.gallery import GalleryIndex
-
-    from keras_pass.data.images import check_images, not_a_file
 
     if args.picture:
         check_output_file(args.picture, "--picture")
@@ -47,15 +46,7 @@ def main(argv=None):
             verdict = "" if args.threshold is None else ("  same" if distance < args.threshold else "  different")
             print(f"  {rank:3d}  {distance:.4f}  {index.paths[i]}{verdict}")
     if args.picture:
-        from keras_pass.reid.visualize import plot_search
-
         ranked = [[index.paths[i] for i in row] for row in indices]
         plot_search(args.queries, ranked, distances, args.picture, args.threshold)
         print(f"wrote {args.picture}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("search")

@@ -11,6 +11,8 @@ from keras_pass.cli.arguments import ArgumentParser
 
 from keras_pass.data.formats import IMAGE_FORMATS_HELP
 
+from keras_pass.pretraining.shards import write_shards
+
 
 def build_parser():
     parser = ArgumentParser(prog="keras-pass shard", description=f"{__doc__.splitlines()[0]} {IMAGE_FORMATS_HELP}")
@@ -22,7 +24,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.pretraining.shards import write_shards
 
     index = write_shards(args.image_dir, args.out_dir, args.shard_size)
     print(f"{index['num_images']} images in {len(index['shards'])} shards in {args.out_dir}")

@@ -6,10 +6,13 @@ Borders: green = same identity, red = another identity. Same-id
 same-camera and junk gallery images are left out, as in the evaluation.
 """
 
-
 import numpy as np
 
 from keras_pass.cli.arguments import ArgumentParser, check_output_file, non_negative_int, positive_int
+from keras_pass.reid.evaluation import pairwise_distance
+from keras_pass.reid.features import load_feature_set
+from keras_pass.reid.reranking import re_ranking_features
+from keras_pass.reid.visualize import plot_ranking
 
 MAX_QUERIES = 50  # rows of one picture (8 s and a 1265 x 1450 PNG at 50)
 
@@ -33,10 +36,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_pass.reid.evaluation import pairwise_distance
-    from keras_pass.reid.features import load_feature_set
-    from keras_pass.reid.reranking import re_ranking_features
-    from keras_pass.reid.visualize import plot_ranking
 
     check_output_file(args.output, "output")
     if args.num_queries > MAX_QUERIES or len(args.queries or ()) > MAX_QUERIES:
@@ -60,9 +59,3 @@ def main(argv=None):
                  args.keep_same_camera)
     print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":  # through keras-pass's one handler of bad input
-    from keras_pass.cli.absl_command import example_main
-
-    example_main("visualize")

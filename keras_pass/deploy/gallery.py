@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_pass import io
 from keras_pass.data.images import check_images, list_image_files
+from keras_pass.deploy.embedder import Embedder
 from keras_pass.uda.jaccard import SEARCH_METHODS
 
 INDEX_FILE, PATHS_FILE, FEATURES_FILE, CAMIDS_FILE = "index.json", "paths.txt", "features.npy", "camids.npy"
@@ -39,8 +40,6 @@ def build_index(gallery, index_dir, model, batch_size=64, chunk_size=2048, verbo
     """Embeds every image of `gallery` (folder, list file or list of paths)
     into `index_dir`; returns the `GalleryIndex`. `model`: a preset, `.keras`
     or `.pth` path (recorded, so `search` re-uses it) or a model object."""
-    from keras_pass.deploy.embedder import Embedder
-
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"Expected chunk_size >= 1. Received: chunk_size={chunk_size}")
     paths = check_images([os.path.abspath(p) for p in list_image_files(gallery)], f"gallery={gallery}")

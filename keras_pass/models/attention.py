@@ -10,6 +10,7 @@ of patch rows inside the region (0.5 for the default half-height bands).
 import numpy as np
 from keras import ops
 
+from keras_pass.models.image_converter import PASSImageConverter, image_converter_of
 from keras_pass.models.pos_embed import grid_size
 from keras_pass.models.regions import default_region_bounds
 
@@ -46,8 +47,6 @@ def attention_report(backbone, images, normalization=None):
     """(maps, shares, chances) for images in [0, 1]; `normalization` is
     "imagenet" or "half" (0.5/0.5), None for the backbone's own preprocessing
     (its preset's statistics)."""
-    from keras_pass.models.image_converter import PASSImageConverter, image_converter_of
-
     if normalization is None:
         converter = image_converter_of(backbone)
     else:

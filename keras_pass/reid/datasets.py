@@ -19,6 +19,8 @@ import re
 import numpy as np
 
 from keras_pass.data.formats import is_image_name
+from keras_pass.data.images import check_images
+from keras_pass.reid.data import readable_train_records
 
 JUNK_PID = -1
 
@@ -344,9 +346,6 @@ def check_dataset_images(dataset, verbose=True):
     gallery files are a ValueError naming them (they would fail the first
     evaluation, after training); unreadable train files are left out with a
     warning naming them. Returns the dataset (its train set cleaned)."""
-    from keras_pass.data.images import check_images
-    from keras_pass.reid.data import readable_train_records
-
     check_images(dataset.query.paths + dataset.gallery.paths, f"the query and gallery sets of {dataset.root}")
     train = readable_train_records(dataset.train, f"the train set of {dataset.root}")
     if verbose and len(train) < len(dataset.train):

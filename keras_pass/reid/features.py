@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_pass import io
 from keras_pass.data.images import check_images, undecodable_error
 from keras_pass.backend import multihost
 from keras_pass.models.backbone import PASSBackbone, reid_feature
@@ -98,8 +99,6 @@ def evaluate_feature_sets(query_features, gallery_features, query, gallery, rera
 
 def save_feature_set(directory, split, features, records):
     """Writes one split's features, ids, cameras and image paths atomically."""
-    from keras_pass import io
-
     base = os.path.join(directory, split)
     for suffix, values in (("features", features), ("pids", records.pids), ("camids", records.camids)):
         io.save_npy(f"{base}_{suffix}.npy", np.asarray(values))
