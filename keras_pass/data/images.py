@@ -328,11 +328,9 @@ def _op_message(text):
 
 @contextlib.contextmanager
 def libjpeg_stderr_silenced():
-    """Around the up-front full decodes (Python threads this module starts,
-    before or after training, never around a `tf.data` pipeline): libjpeg
-    writes its warnings ("Corrupt JPEG data: ...", "Improper call to JPEG
-    library in state 201") with C stdio to file descriptor 2, past Python.
-    The failure itself is named in a ValueError instead."""
+    """Around the checks' own full decodes (never around a `tf.data`
+    pipeline): libjpeg writes its warnings ("Corrupt JPEG data: ...") with
+    C stdio to file descriptor 2; the failure is named in a ValueError."""
     import sys
 
     try:

@@ -13,13 +13,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from keras_pass.data.images import (
-    SkippedImages,
-    check_some_image_decodes,
-    list_image_files,
-    read_image,
-    split_readable,
-)
+from keras_pass.data.images import SkippedImages, check_some_image_decodes, list_image_files, read_image, split_readable
 from keras_pass.pretraining import augment, shards
 from keras_pass.pretraining.data_validation import check_int, describe_source, validated_crop_config
 
@@ -186,13 +180,10 @@ def make_pass_dataset(
             shard-by-shard per process, so its order depends on the number
             of processes (a folder's does not).
 
-    Images are checked up front (size, header and end marker: about 0.1 ms
-    a file): the files that fail are left out, named in one warning line on
-    the "keras_pass" logger (the full list in `skipped_images.list_file`
-    when set) and counted in `skipped_images`; libjpeg's own warnings about
-    such files (C writes to stderr) therefore never happen. An image that
-    passes the checks but still fails to decode (corrupt data) is skipped
-    (its path logged once, counted) and replaced by another
+    Images are checked up front (size, header, end marker: 0.1 ms a file):
+    those that fail are left out, never decoded, and named in one warning
+    (`SkippedImages.left_out`). One that passes the checks but fails to
+    decode (corrupt data) is skipped (named once, counted) and replaced by another
     image of the data set drawn at random, so that every epoch has exactly
     `steps_per_epoch` batches, the returned dataset's `steps_per_epoch`
     attribute (and its cardinality unless `repeat`).
@@ -212,7 +203,7 @@ def make_pass_dataset(
             repeat=repeat, initial_epoch=initial_epoch, initial_position=initial_position,
             num_shards=num_shards, shard_index=shard_index, window=shuffle_window,
             num_parallel_calls=num_parallel_calls, prefetch=prefetch)
-    skipped_images = skipped_images if skipped_images is not None else SkippedImages()
+    skipped_images = SkippedImages() if skipped_images is None else skipped_images
     listed = list_image_files(files_or_dir)
     source = describe_source(files_or_dir, len(listed))
     paths, unreadable = split_readable(listed, source)  # header and end-marker checks, up front

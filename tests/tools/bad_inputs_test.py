@@ -3,10 +3,13 @@ stderr naming the argument or the file, and no output folder left behind.
 
 In-process through `keras_pass.cli.main.main` (shared module-scope fixtures:
 a tiny Market-1501 folder with a truncated and an empty JPEG, a tiny preset,
-tiny feature files, broken checkpoints), plus one subprocess test of the
-absl usage errors as a user sees them.
+tiny feature files, broken checkpoints, symbolic link loops, paths of the
+wrong kind, overlapping splits), plus `ACCEPTED`: unusual inputs that must
+work (exit 0, at most one warning line), and one subprocess test of the
+absl usage errors as a user sees them. docs/reliability.md sums them up.
 """
 
+import json
 import os
 import shlex
 import shutil
@@ -355,3 +358,35 @@ def test_internal_failures_keep_exit_1(monkeypatch):
     monkeypatch.setitem(cli_main.COMMANDS, "presets", (broken, ""))
     with pytest.raises(KeyError):
         main(["presets"])
+
+
+@pytest.mark.parametrize("command", ["extract", "index", "search", "attention", "shard"])
+def test_image_readers_help_names_the_formats(command):
+    import importlib
+
+    from keras_pass.data.formats import IMAGE_FORMATS_HELP
+
+    text = importlib.import_module(f"keras_pass.cli.{command}").build_parser().format_help()
+    assert IMAGE_FORMATS_HELP in " ".join(text.split())
+
+
+def test_pretrain_help_names_the_formats():
+    import dataclasses
+
+    from keras_pass.data.formats import IMAGE_FORMATS_HELP
+    from keras_pass.recipes.pretrain import PretrainConfig
+
+    data = next(f for f in dataclasses.fields(PretrainConfig) if f.name == "data")
+    assert IMAGE_FORMATS_HELP in data.metadata["help"]
+
+
+def test_shard_leaves_out_bad_files_in_one_line(files, capsys):
+    out = files["root"] / "out_shard_bad_files"
+    assert main(["shard", str(files["two_bad_one_good"]), str(out), "--shard-size", "4"]) == 0
+    left_out = [line for line in capsys.readouterr().out.splitlines() if "left out" in line]
+    assert len(left_out) == 1 and "2 of 3 images unreadable" in left_out[0] and "shards.json" in left_out[0]
+    with open(out / "shards.json") as handle:
+        index = json.load(handle)
+    assert index["num_images"] == 1
+    assert sorted(os.path.basename(p) for p in index["skipped"]) == ["empty.jpg", "text.jpg"]
+    shutil.rmtree(out)
