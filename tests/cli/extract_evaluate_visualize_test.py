@@ -1,11 +1,14 @@
-"""The example (a subprocess, as users run it) and the tools' `main(argv)`."""
+"""The example script and the tools' `main(argv)`, in-process (`runpy`:
+the script's own `__main__` block, as users run it)."""
 
+import contextlib
+import io
 import json
 import os
-import subprocess
+import runpy
 import sys
+from unittest import mock
 
-import keras
 import numpy as np
 import pytest
 
@@ -17,12 +20,14 @@ from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501, once_under_
 
 
 def run_script(script, *args):
-    env = {**os.environ, "KERAS_BACKEND": keras.config.backend(), "PYTHONPATH": REPO_ROOT,
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, script), *map(str, args)],
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
+    """`python SCRIPT ARGS...`: its stdout; the script exits 0."""
+    path = os.path.join(REPO_ROOT, script)
+    stdout = io.StringIO()
+    with mock.patch.object(sys, "argv", [path, *map(str, args)]), contextlib.redirect_stdout(stdout):
+        with pytest.raises(SystemExit) as exit:
+            runpy.run_path(path, run_name="__main__")
+    assert exit.value.code == 0, stdout.getvalue()[-4000:]
+    return stdout.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +85,7 @@ class TestFinetuneExample:
         assert "re-ranked" in capsys.readouterr().out
 
         png = root / "ranking.png"
-        assert visualize.main([str(feats), str(png), "--num-queries", "3", "--top-k", "5"]) == 0
+        assert visualize.main([str(feats), str(png), "--num_queries", "3", "--top_k", "5"]) == 0
         from PIL import Image
 
         with Image.open(png) as image:

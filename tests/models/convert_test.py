@@ -1,7 +1,4 @@
 import argparse
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from keras_pass.models.convert import (
     convert_checkpoint,
     unwrap_state_dict,
 )
-from tests.helpers import REPO_ROOT, to_numpy
+from tests.helpers import to_numpy
 
 torch = pytest.importorskip("torch")
 from tests import torch_reference  # noqa: E402
@@ -109,13 +106,6 @@ def test_shape_mismatch_and_missing_keys_refused():
         convert_checkpoint({"fc.weight": np.zeros((2, 2))}, arch="vit_tiny")
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "tools", "convert_pass_checkpoint.py"), *args],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
-    )
-
-
 @pytest.mark.slow
 def test_command_line(tmp_path, capsys):
     reference = torch_reference.ReferenceViT(
@@ -123,9 +113,9 @@ def test_command_line(tmp_path, capsys):
     )
     path = _pretraining_checkpoint(reference, tmp_path / "pass_vit_tiny.pth")
     out = tmp_path / "preset"
-    result = _cli(path, str(out), "--arch", "vit_tiny", "--pos-embed-interpolation", "always")
-    assert result.returncode == 0, result.stderr
-    assert "unused checkpoint keys (2)" in result.stdout
+    # no --arch: inferred from the shapes, as `extract` and `finetune` do
+    assert cli_main(["convert", path, str(out), "--pos-embed-interpolation", "always"]) == 0
+    assert "unused checkpoint keys (2)" in capsys.readouterr().out
     _assert_parity(PASSBackbone.from_preset(str(out)), reference)
 
     # in-process (a missing .pth: tests/tools/bad_inputs_test.py)
