@@ -36,7 +36,6 @@ What has to be adapted, and how:
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -175,7 +174,7 @@ def measure(preset_dir, demo_dir, config, seed):
     """The demo's rows for one backbone preset."""
     from keras_pass.models.attention import attention_report
     from keras_pass.models.backbone import PASSBackbone
-    from keras_pass.recipes.demo import evaluate_retrieval, labelled_people, run_part_probe
+    from keras_pass.recipes.demo_measures import evaluate_retrieval, labelled_people, run_part_probe
     from keras_pass.reid.data import load_images
     from keras_pass.reid.datasets import market1501
     from keras_pass.reid.evaluation import bootstrap_interval

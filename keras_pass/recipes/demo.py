@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from keras_pass.recipes.demo_measures import evaluate_retrieval, labelled_people, run_part_probe
 from keras_pass.recipes.demo_report import STARTS, TITLES, format_table
 
 _FULL = {
@@ -161,57 +162,6 @@ def _query_ap(results):
     return [None if np.isnan(v) else float(v) for v in results["query_ap"]]  # JSON has no NaN
 
 
-def labelled_people(config, seed):
-    """{pid: identity} of the generated Market folder's train and test people."""
-    from keras_pass.data.synthetic import market1501_identities
-
-    sizes = config["data"]
-    return market1501_identities(sizes["labelled_train_ids"], sizes["labelled_test_ids"], seed)
-
-
-def _sibling_pids(people):
-    from keras_pass.data.synthetic import siblings
-
-    pids = list(people)
-    return {pid: {pids[j] for j in found} for pid, found in zip(pids, siblings(list(people.values())))}
-
-
-def _labels(people, paths):
-    from keras_pass.data.synthetic import attribute_labels
-    from keras_pass.reid.datasets import parse_image_name
-
-    return attribute_labels([people[parse_image_name(path)[0]] for path in paths])
-
-
-def run_part_probe(backbone, dataset, people):
-    """`reid.part_probe` fit on the train people, tested on the query and
-    gallery people; each body part belongs to the [PART] region nearest it."""
-    from keras_pass.data.synthetic import PART_SPANS
-    from keras_pass.models.regions import default_region_bounds
-    from keras_pass.reid.part_probe import nearest_regions, part_probe, token_features
-
-    test = [path for records in (dataset.query, dataset.gallery)
-            for path, pid in zip(records.paths, records.pids) if int(pid) in people]
-    train = list(dataset.train.paths)
-    bounds = default_region_bounds(backbone.num_parts)
-    region_of = dict(zip(PART_SPANS, nearest_regions(list(PART_SPANS.values()), bounds)))
-    train_labels = _labels(people, train)
-    return part_probe(token_features(backbone, train), train_labels, token_features(backbone, test),
-                      _labels(people, test), {name: region_of[name.split(".")[0]] for name in train_labels})
-
-
-def evaluate_retrieval(model, dataset, people):
-    """(kNN-protocol results with per-query APs, sibling score) of a
-    backbone or fine-tuned model's test feature."""
-    from keras_pass.reid.features import evaluate_feature_sets, extract_features
-    from keras_pass.reid.part_probe import sibling_map
-
-    query = extract_features(model, dataset.query.paths, verbose=False)
-    gallery = extract_features(model, dataset.gallery.paths, verbose=False)
-    results = evaluate_feature_sets(query, gallery, dataset.query, dataset.gallery)
-    return results, sibling_map(query, gallery, dataset.query, dataset.gallery, _sibling_pids(people))
-
-
 def demo_view_augmentations(config):
     """DINO's per-view settings with the demo's colour-preserving overrides."""
     from keras_pass.pretraining.augment import dino_view_augmentations
@@ -308,7 +258,6 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     from keras_pass.recipes.pretrain import build_backbone, pretrain
     from keras_pass import io
     from keras_pass.reid.datasets import market1501
-    from keras_pass.reid.evaluation import bootstrap_interval
 
     mode = "quick" if quick else "full"
     config = DEMO_CONFIGS[mode]
@@ -349,9 +298,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
         results, sibling = evaluate_retrieval(model, dataset, people)
         metrics[f"{start}_{stage}"] = _summary(results)
         metrics["query_ap"][f"{start}_{stage}"] = _query_ap(results)
-        metrics["sibling_mAP"].setdefault(start, {})[stage] = {
-            "mAP": sibling["mAP"], "mAP_interval": list(bootstrap_interval(sibling["query_ap"])),
-            "num_queries": sibling["num_queries"]}
+        metrics["sibling_mAP"].setdefault(start, {})[stage] = sibling
 
     def evaluate_start(start, load_backbone):
         picture = os.path.join(pictures, f"attention_{start}.png")
