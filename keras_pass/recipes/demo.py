@@ -31,21 +31,8 @@ import time
 
 import numpy as np
 
-from keras_pass import io
-from keras_pass.data import synthetic
-from keras_pass.models.attention import attention_report
-from keras_pass.models.backbone import PASSBackbone
-from keras_pass.plots import plot_attention_grid, plot_training_curves
-from keras_pass.pretraining.augment import dino_view_augmentations
-from keras_pass.recipes.demo_report import STARTS, TITLES, format_table, probe_table
-from keras_pass.recipes.finetune import FinetuneConfig, finetune
-from keras_pass.recipes.pretrain import PretrainConfig, build_backbone, pretrain
-from keras_pass.recipes.run_record import write_run_record
-from keras_pass.reid.data import load_images
-from keras_pass.reid.datasets import market1501
-from keras_pass.reid.evaluation import pairwise_distance
-from keras_pass.reid.features import evaluate_model, extract_features
-from keras_pass.reid.visualize import plot_ranking
+from keras_pass.recipes.demo_measures import evaluate_retrieval, labelled_people, run_part_probe
+from keras_pass.recipes.demo_report import STARTS, TITLES, format_table
 
 _FULL = {
     # Plain grey backgrounds: in minutes of pre-training, coloured per-view
@@ -115,6 +102,9 @@ def _stage(number, total, text):
 
 def write_demo_data(data_dir, sizes, image_size, seed=0):
     """Generated Market-1501 and LUPerson-style folders (kept if present)."""
+    from keras_pass import io
+    from keras_pass.data import synthetic
+
     market = os.path.join(data_dir, "market1501")
     unlabeled = os.path.join(data_dir, "luperson")
     if not os.path.isdir(market):
@@ -134,6 +124,8 @@ def write_demo_data(data_dir, sizes, image_size, seed=0):
 def knn_results(backbone, dataset):
     """Retrieval with the backbone's concat(CLS, mean PART) feature, no labels
     used (the backbone's preprocessing: ImageNet statistics, as pre-training)."""
+    from keras_pass.reid.features import evaluate_model
+
     return evaluate_model(backbone, dataset.query, dataset.gallery, verbose=False)
 
 
@@ -142,6 +134,11 @@ def attention_picture(backbone, dataset, path, probe=None, num_shown=6, num_meas
     beside the maps; returns (shares, chances) per part, averaged over
     `num_measured` query images (with 6, which images are drawn moves a
     share by several points)."""
+    from keras_pass.models.attention import attention_report
+    from keras_pass.plots import plot_attention_grid
+    from keras_pass.recipes.demo_report import probe_table
+    from keras_pass.reid.data import load_images
+
     step = max(1, len(dataset.query) // num_measured)
     images = load_images(list(dataset.query.paths[::step][:num_measured]), backbone.image_shape[:2])
     maps, shares, chances = attention_report(backbone, images)
@@ -165,64 +162,17 @@ def _query_ap(results):
     return [None if np.isnan(v) else float(v) for v in results["query_ap"]]  # JSON has no NaN
 
 
-def labelled_people(config, seed):
-    """{pid: identity} of the generated Market folder's train and test people."""
-    from keras_pass.data.synthetic import market1501_identities
-
-    sizes = config["data"]
-    return market1501_identities(sizes["labelled_train_ids"], sizes["labelled_test_ids"], seed)
-
-
-def _sibling_pids(people):
-    from keras_pass.data.synthetic import siblings
-
-    pids = list(people)
-    return {pid: {pids[j] for j in found} for pid, found in zip(pids, siblings(list(people.values())))}
-
-
-def _labels(people, paths):
-    from keras_pass.data.synthetic import attribute_labels
-    from keras_pass.reid.datasets import parse_image_name
-
-    return attribute_labels([people[parse_image_name(path)[0]] for path in paths])
-
-
-def run_part_probe(backbone, dataset, people):
-    """`reid.part_probe` fit on the train people, tested on the query and
-    gallery people; each body part belongs to the [PART] region nearest it."""
-    from keras_pass.data.synthetic import PART_SPANS
-    from keras_pass.models.regions import default_region_bounds
-    from keras_pass.reid.part_probe import nearest_regions, part_probe, token_features
-
-    test = [path for records in (dataset.query, dataset.gallery)
-            for path, pid in zip(records.paths, records.pids) if int(pid) in people]
-    train = list(dataset.train.paths)
-    bounds = default_region_bounds(backbone.num_parts)
-    region_of = dict(zip(PART_SPANS, nearest_regions(list(PART_SPANS.values()), bounds)))
-    train_labels = _labels(people, train)
-    return part_probe(token_features(backbone, train), train_labels, token_features(backbone, test),
-                      _labels(people, test), {name: region_of[name.split(".")[0]] for name in train_labels})
-
-
-def evaluate_retrieval(model, dataset, people):
-    """(kNN-protocol results with per-query APs, sibling score) of a
-    backbone or fine-tuned model's test feature."""
-    from keras_pass.reid.features import evaluate_feature_sets, extract_features
-    from keras_pass.reid.part_probe import sibling_map
-
-    query = extract_features(model, dataset.query.paths, verbose=False)
-    gallery = extract_features(model, dataset.gallery.paths, verbose=False)
-    results = evaluate_feature_sets(query, gallery, dataset.query, dataset.gallery)
-    return results, sibling_map(query, gallery, dataset.query, dataset.gallery, _sibling_pids(people))
-
-
 def demo_view_augmentations(config):
     """DINO's per-view settings with the demo's colour-preserving overrides."""
+    from keras_pass.pretraining.augment import dino_view_augmentations
+
     views = dino_view_augmentations(config["blur_scale"])
     return {name: {**view, **config["view_overrides"]} for name, view in views.items()}
 
 
 def _pretrain_config(config, data, output_dir, seed, objective="pass"):
+    from keras_pass.recipes.pretrain import PretrainConfig
+
     return PretrainConfig(
         data=data, output_dir=output_dir, arch="vit_tiny", backbone_overrides=config["backbone"],
         image_size=config["image_size"], local_size=config["local_size"],
@@ -233,6 +183,8 @@ def _pretrain_config(config, data, output_dir, seed, objective="pass"):
 
 
 def _finetune(config, market, preset, output_dir, seed, overwrite=False):
+    from keras_pass.recipes.finetune import FinetuneConfig, finetune
+
     settings = dict(config["finetune"])
     return finetune(FinetuneConfig(
         data_root=market, output_dir=output_dir, preset=preset, image_size=config["image_size"],
@@ -242,6 +194,8 @@ def _finetune(config, market, preset, output_dir, seed, overwrite=False):
 
 def _curves(pretrain_dirs, finetune_dirs, path):
     import csv
+
+    from keras_pass.plots import plot_training_curves
 
     curves = {"pre-training loss": {}}
     for title, directory in pretrain_dirs.items():
@@ -261,6 +215,10 @@ def _curves(pretrain_dirs, finetune_dirs, path):
 def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
     import keras
 
+    from keras_pass.reid.evaluation import pairwise_distance
+    from keras_pass.reid.features import extract_features
+    from keras_pass.reid.visualize import plot_ranking
+
     model = keras.saving.load_model(os.path.join(model_dir, "final.keras"))
     query_features = extract_features(model, dataset.query.paths, image_size, verbose=False)
     gallery_features = extract_features(model, dataset.gallery.paths, image_size, verbose=False)
@@ -270,12 +228,16 @@ def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
 
 
 def _record_run(output_dir, config, seed):
+    from keras_pass.recipes.run_record import write_run_record
+
     batch = {stage: config[stage]["batch_size"] for stage in ("pretrain", "finetune")}
     return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")
 
 
 def _previous_metrics(path, mode, seed):
     """What an earlier run of the same demo (mode and seed) recorded."""
+    from keras_pass import io
+
     previous = io.read_json(path) if os.path.isfile(path) else {}
     return previous if previous.get("mode") == mode and previous.get("seed") == seed else {}
 
@@ -296,7 +258,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     from keras_pass.recipes.pretrain import build_backbone, pretrain
     from keras_pass import io
     from keras_pass.reid.datasets import market1501
-    from keras_pass.reid.evaluation import bootstrap_interval
+
     mode = "quick" if quick else "full"
     config = DEMO_CONFIGS[mode]
     metrics_path = os.path.join(output_dir, "metrics.json")
@@ -336,9 +298,7 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
         results, sibling = evaluate_retrieval(model, dataset, people)
         metrics[f"{start}_{stage}"] = _summary(results)
         metrics["query_ap"][f"{start}_{stage}"] = _query_ap(results)
-        metrics["sibling_mAP"].setdefault(start, {})[stage] = {
-            "mAP": sibling["mAP"], "mAP_interval": list(bootstrap_interval(sibling["query_ap"])),
-            "num_queries": sibling["num_queries"]}
+        metrics["sibling_mAP"].setdefault(start, {})[stage] = sibling
 
     def evaluate_start(start, load_backbone):
         picture = os.path.join(pictures, f"attention_{start}.png")

@@ -36,6 +36,8 @@ def format_probe(title, probe):
 
 
 def _interval(metric):
+    if metric["mAP"] is None:
+        return "none to rank"
     low, high = metric["mAP_interval"]
     return f"{100 * metric['mAP']:5.1f} [{100 * low:4.1f}, {100 * high:4.1f}]"
 
