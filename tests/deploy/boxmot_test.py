@@ -98,3 +98,22 @@ def test_boxmot_crops_equal_ours_at_the_models_size_and_differ_by_its_resize(mod
     print(f"BoxMOT crops vs ours, mean abs difference in 0-255 levels: {mean_levels}")
     assert mean_levels["same"] < 1e-3
     assert 0.2 < mean_levels["down"] < 3 and 0.2 < mean_levels["up"] < 3
+
+
+@pytest.mark.slow
+def test_tracking_example_prints_fewer_switches_with_keras_pass_features(capsys):
+    import importlib.util
+    import os
+
+    from tests.helpers import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "track_with_boxmot", os.path.join(REPO_ROOT, "examples", "track_with_boxmot.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main([])
+    switches = {line.split(":")[0]: int(line.split(":")[1].split()[0])
+                for line in capsys.readouterr().out.splitlines() if "identity switches" in line}
+    assert len(switches) == 3
+    assert switches["BoT-SORT with keras-pass appearance features, proximity_thresh=1"] < \
+        switches["BoT-SORT without appearance features"]

@@ -95,3 +95,14 @@ def test_client_arguments(tmp_path):
     for spelling in ("--l2-normalize", "--l2_normalize"):
         args = build_parser().parse_args(["m", "o.onnx", "--format", "onnx", "--client", "boxmot", spelling])
         assert args.l2_normalize and args.client == "boxmot" and not args.overwrite
+
+
+def test_command_line_refuses_an_existing_output_in_one_line(tmp_path, capsys):
+    from keras_pass.cli.main import main
+
+    model, output = tmp_path / "model.keras", tmp_path / "pass.onnx"
+    model.write_text("not read: the output is checked first")
+    output.write_text("old")
+    assert main(["export", str(model), str(output), "--format", "onnx"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "--overwrite" in message and output.read_text() == "old"
