@@ -142,10 +142,10 @@ def main(argv=None):
     start = time.perf_counter()
     from boxmot import BotSort
 
-    from keras_pass.deploy import export_feature_extractor
+    from keras_pass.deploy.export import export_feature_extractor
 
     if args.model:
-        from keras_pass.recipes.model_source import load_model
+        from keras_pass.loading import load_model
 
         model, name = load_model(args.model), args.model
     else:
