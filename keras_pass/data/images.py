@@ -13,6 +13,7 @@ import threading
 import tensorflow as tf
 
 from keras_pass.data.formats import IMAGE_EXTENSIONS, is_image_name
+
 # Pre-training normalises with ImageNet statistics, fine-tuning with 0.5/0.5.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,22 +63,19 @@ def list_image_files(files_or_dir, extensions=IMAGE_EXTENSIONS):
 
 def read_list_file(list_file):
     """Paths listed one per line in `list_file`, relative ones made absolute
-    against the list file's folder."""
+    against the list file's folder. ValueError for an image or binary file."""
     base = os.path.dirname(os.path.abspath(list_file))
-    if is_image_name(list_file) or _image_kind(list_file):
-        raise ValueError("Expected an image folder or a list file (one path per line). "
-                         f"Received: {list_file} (an image file)")
-    try:
-        with open(list_file, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except UnicodeDecodeError:
-        raise ValueError("Expected an image folder or a list file (UTF-8 text, one path per line). "
-                         f"Received: {list_file} (a binary file)") from None
-    return [
-        os.path.normpath(os.path.join(base, line))
-        for line in lines
-        if line and not line.startswith("#")
-    ]
+    if not is_image_name(list_file):
+        try:
+            with open(list_file, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+            return [os.path.normpath(os.path.join(base, line))
+                    for line in lines if line and not line.startswith("#")]
+        except UnicodeDecodeError:  # told by content only now: a text list may start with "BM"
+            pass
+    kind = "an image file" if is_image_name(list_file) or _image_kind(list_file) else "a binary file"
+    raise ValueError("Expected an image folder or a list file (UTF-8 text, one path per line). "
+                     f"Received: {list_file} ({kind})")
 
 
 def _as_path(files_or_dir):

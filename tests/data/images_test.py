@@ -115,6 +115,8 @@ class TestWalk:
         save(str(tmp_path / "a.jpg"), np.zeros((4, 4, 3), np.uint8))
         with pytest.raises(ValueError, match="image folder or a list file.*a.jpg \\(an image file\\)"):
             list_image_files(str(tmp_path / "a.jpg"))
+        (tmp_path / "bm.txt").write_text("BMW/a.jpg\n")  # starts like a BMP: still a list
+        assert list_image_files(str(tmp_path / "bm.txt")) == [str(tmp_path / "BMW" / "a.jpg")]
         (tmp_path / "blob").write_bytes(b"\xff\xfe\x00\x81")
         with pytest.raises(ValueError, match="blob \\(a binary file\\)"):
             list_image_files(str(tmp_path / "blob"))
