@@ -75,6 +75,7 @@ def plot_training_curves(curves, path, title=None):
             axis.plot(epochs, values, marker="o", markersize=3, label=name)
         axis.set_title(panel, fontsize=10)
         axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     if title:
