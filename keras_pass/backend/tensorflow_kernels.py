@@ -40,10 +40,3 @@ def fused_dense_gelu(rows, kernel, bias):
     projected = tf.nn.bias_add(tf.matmul(rows, tf.cast(kernel, rows.dtype)), tf.cast(bias, rows.dtype))
     return tf.nn.gelu(projected, approximate=False)
 
-
-def adam_step(*arguments):
-    """`kernels.adam_step` (the generic formula), kept under its earlier name."""
-    from keras_pass.backend.kernels import adam_step as step
-
-    return step(*arguments)
-
