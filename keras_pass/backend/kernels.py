@@ -78,9 +78,15 @@ def moving_average(average, value, momentum):
 
 
 def adam_step(variable, gradient, m, v, learning_rate, step, beta_1, beta_2, epsilon):
-    """Keras' Adam update (same formula), pure: returns the new (variable, m, v)."""
+    """Keras' Adam update (same formula) at the variable's own 1-based
+    `step`, pure: returns the new (variable, m, v). A `step` below 1 (a
+    variable still frozen) returns all three unchanged."""
+    variable, m, v = (ops.convert_to_tensor(x) for x in (variable, m, v))
     gradient = ops.cast(gradient, variable.dtype)
-    m = m + (gradient - m) * (1.0 - beta_1)
-    v = v + (ops.square(gradient) - v) * (1.0 - beta_2)
-    alpha = learning_rate * ops.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
-    return variable - m * alpha / (ops.sqrt(v) + epsilon), m, v
+    new_m = m + (gradient - m) * (1.0 - beta_1)
+    new_v = v + (ops.square(gradient) - v) * (1.0 - beta_2)
+    counted = ops.maximum(step, 1.0)
+    alpha = learning_rate * ops.sqrt(1.0 - beta_2**counted) / (1.0 - beta_1**counted)
+    new_variable = variable - new_m * alpha / (ops.sqrt(new_v) + epsilon)
+    active = step >= 1.0
+    return tuple(ops.where(active, new, old) for new, old in ((new_variable, variable), (new_m, m), (new_v, v)))

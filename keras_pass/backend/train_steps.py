@@ -1,7 +1,7 @@
 """The backend-specific part of the PASS train step: gradients + optimizer.
 
-Everything else (loss, clipping, EMA, centers, metrics) is backend-agnostic
-code on `PASSPretrainer`. The EMA needs the student weights AFTER the
+Everything else (schedules, loss, clipping, EMA, centers, metrics) is
+backend-agnostic code on `PASSPretrainer`. The EMA needs the student weights AFTER the
 optimizer step, hence one small step function per backend:
 
 - JAX: stateless; forward passes and updates run inside `StatelessScope`s
@@ -59,6 +59,9 @@ def _jax_train_step(model, state, data):
         return [scope_.get_current_value(v) for v in group]
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
+    with scope(state) as s:
+        scheduled = model.apply_schedules()
+        non_trainable, optimizer_vars = current(s, groups[1]), current(s, groups[2])
 
     def loss_fn(trainable_values):
         with scope((trainable_values, non_trainable, optimizer_vars, metrics_vars)) as s:
@@ -72,7 +75,7 @@ def _jax_train_step(model, state, data):
         grads = [g * scale for g in grads]
     trainable, optimizer_vars = model.optimizer.stateless_apply(optimizer_vars, grads, trainable)
     with scope((trainable, non_trainable, optimizer_vars, metrics_vars)) as s:
-        logs = model.finish_step(loss, aux)
+        logs = {**model.finish_step(loss, aux), **scheduled}
         new_state = (trainable, current(s, groups[1]), optimizer_vars, current(s, groups[3]))
     return logs, new_state
 
@@ -81,6 +84,7 @@ def _tensorflow_train_step(model, data):
     import tensorflow as tf
 
     variables = model.trainable_variables
+    scheduled = model.apply_schedules()
     with tf.GradientTape() as tape:
         loss, aux = model.compute_pass_loss(data, training=True)
         scaled = model.optimizer.scale_loss(loss)
@@ -91,13 +95,14 @@ def _tensorflow_train_step(model, data):
         grads = replica.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
     grads, scale = _prepared(model, grads)
     model.optimizer.apply([g * scale / replicas for g in grads], variables)
-    return model.finish_step(loss, aux)
+    return {**model.finish_step(loss, aux), **scheduled}
 
 
 def _torch_train_step(model, data):
     import torch
 
     variables = model.trainable_variables
+    scheduled = model.apply_schedules()
     model.zero_grad()
     loss, aux = model.compute_pass_loss(data, training=True)
     model.optimizer.scale_loss(loss).backward()
@@ -105,7 +110,8 @@ def _torch_train_step(model, data):
     with torch.no_grad():
         grads, scale = _prepared(model, grads)
         model.optimizer.apply([g * scale for g in grads], variables)
-        return model.finish_step(loss.detach(), {k: v.detach() for k, v in aux.items()})
+        logs = model.finish_step(loss.detach(), {k: v.detach() for k, v in aux.items()})
+        return {**logs, **scheduled}
 
 
 def sync_state_for_callbacks(model):

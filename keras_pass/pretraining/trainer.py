@@ -1,18 +1,21 @@
 """`PASSPretrainer`: student, EMA teacher and the part-aware loss in `fit`.
 
 One step, as in the release (`PASS/main_pass.py`):
-1. the teacher encodes the 2 global crops; the student encodes the global
+1. lr, weight decay, teacher momentum and temperature looked up from the
+   optimizer's iteration counter (`compile(schedules=pass_schedules(...))`);
+2. the teacher encodes the 2 global crops; the student encodes the global
    crops (one batch) and all local crops (one batch, each crop with the
    `[PART]` token of its region);
-2. loss = `pass_loss(...)` with the current centers and teacher temperature;
-3. gradients of the student, clipped per parameter (norm <= `clip_grad`),
-   last layers' gradients zeroed while `last_layer_frozen`;
-4. AdamW step (decoupled, scheduled weight decay on ndim > 1 parameters);
-5. teacher <- m * teacher + (1 - m) * student, with the UPDATED student;
-6. centers <- 0.9 * centers + 0.1 * mean teacher logits.
+3. loss = `pass_loss(...)` with the current centers and teacher temperature;
+4. gradients of the student, clipped per parameter (norm <= `clip_grad`);
+5. AdamW step (decoupled, scheduled weight decay on ndim > 1 parameters;
+   the heads' last layers not updated at all while frozen, their Adam
+   state starting at the unfreeze step, as PyTorch's AdamW with grad None);
+6. teacher <- m * teacher + (1 - m) * student, with the UPDATED student;
+7. centers <- 0.9 * centers + 0.1 * mean teacher logits.
 
-Steps 3-6 are backend-agnostic (`keras.ops`); computing gradients and
-applying the optimizer is per backend in `keras_pass/backend/train_steps.py`.
+All but computing gradients and applying the optimizer is backend-agnostic
+(`keras.ops`); those two are per backend in `keras_pass/backend/train_steps.py`.
 
 `objective="dino"` is the paper's DINO baseline on the same trainer: one
 CLS head, every crop (local crops with all `[PART]` tokens present, as a
@@ -21,11 +24,6 @@ center. The backbone keeps its `[PART]` tokens (untrained by this loss), so
 DINO and PASS backbones have the same architecture, features and
 fine-tuning model. Feed it the multi-crop stream without region binding
 (one region covering the whole image).
-
-Deviation: while the last layer is frozen, the scheduled weight decay still
-shrinks its kernel (PyTorch's AdamW skips parameters whose grad is None).
-The head normalises that kernel, so its output is unchanged; only the norm
-the next Adam steps act on is smaller (by ~1% over a full LUPerson epoch 1).
 """
 
 import keras
@@ -42,10 +40,10 @@ from keras_pass.pretraining.loss import (
     update_centers,
 )
 from keras_pass.pretraining.optimizer import ScheduledAdamW
+from keras_pass.pretraining.schedules import RELEASE_TEACHER_MOMENTUM
 
 
 OBJECTIVES = ("pass", "dino")
-RELEASE_TEACHER_MOMENTUM = 0.996  # start of the cosine to 1
 
 
 def _state(model, name, value, shape=(), aggregation="none"):
@@ -57,6 +55,11 @@ def _state(model, name, value, shape=(), aggregation="none"):
         aggregation=aggregation,
         name=name,
     )
+
+
+def _inner_optimizer(optimizer):
+    """The optimizer itself, or the one inside a loss-scale wrapper."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def _views(crops):
@@ -83,11 +86,11 @@ class PASSPretrainer(keras.Model):
             match the release). The teacher is a copy without drop path.
         out_dim, head_hidden_dim, bottleneck_dim: DINO head sizes
             (65536, 2048, 256 in the release).
-        teacher_temp, student_temp: tau_t (scheduled by
-            `TeacherTemperatureScheduler`) and tau_s.
+        teacher_temp, student_temp: tau_t (until `compile(schedules=...)`
+            sets it per step) and tau_s.
         center_momentum: EMA momentum of the four centers.
-        teacher_momentum: initial EMA momentum (scheduled by
-            `TeacherMomentumScheduler`).
+        teacher_momentum: EMA momentum (until `compile(schedules=...)`
+            sets it per step).
         clip_grad: per-parameter gradient norm limit; `None` disables.
         objective: "pass" (CLS + part tokens, `pass_loss_terms`) or
             "dino" (CLS only, `dino_loss_terms`).
@@ -137,14 +140,16 @@ class PASSPretrainer(keras.Model):
 
         # Averaged across replicas: each replica sees part of the batch.
         self.centers = _state(self, "centers", 0.0, (self.num_tokens, out_dim), "mean")
-        self.teacher_temp = _state(self, "teacher_temp", teacher_temp)
-        self.teacher_momentum = _state(self, "teacher_momentum", teacher_momentum)
-        self.last_layer_frozen = _state(self, "last_layer_frozen", 0.0)
+        # Set inside the step (same value on every replica).
+        self.teacher_temp = _state(self, "teacher_temp", teacher_temp, aggregation="only_first_replica")
+        self.teacher_momentum = _state(self, "teacher_momentum", teacher_momentum,
+                                       aggregation="only_first_replica")
         self.trackers = {
             name: keras.metrics.Mean(name=name)
             for name in self._tracked_names()
         }
         self._ema_pairs = self._pair_student_with_teacher()
+        self._schedules = None
         self.built = True  # every weight exists: load_weights works before fit
 
     def _tracked_names(self):
@@ -248,18 +253,28 @@ class PASSPretrainer(keras.Model):
 
     # === Update (backend-agnostic pieces of the train step) ===
 
+    def apply_schedules(self):
+        """Sets this step's scheduled values from the optimizer's iteration
+        counter (inside the step: no host read); returns them for the logs."""
+        if self._schedules is None:
+            return {}
+        values = self._schedules.at(self.optimizer.iterations)
+        optimizer = _inner_optimizer(self.optimizer)
+        optimizer.learning_rate.assign(values["lr"])
+        optimizer.weight_decay_value.assign(values["weight_decay"])
+        self.teacher_momentum.assign(values["teacher_momentum"])
+        self.teacher_temp.assign(values["teacher_temp"])
+        return values
+
     def prepare_gradients(self, grads):
-        """Per-parameter clipping, then zeroing the frozen last layers."""
+        """Per-parameter clipping."""
+        if self.clip_grad is None:
+            return list(grads)
         prepared = []
-        keep = 1.0 - self.last_layer_frozen
-        for variable, grad in zip(self.trainable_variables, grads):
-            if self.clip_grad is not None:
-                norm = ops.sqrt(ops.sum(ops.square(ops.cast(grad, "float32"))))
-                factor = ops.minimum(1.0, self.clip_grad / (norm + 1e-6))
-                grad = ops.multiply(grad, ops.cast(factor, grad.dtype))
-            if variable.path.endswith("last_layer"):
-                grad = ops.multiply(grad, ops.cast(keep, grad.dtype))
-            prepared.append(grad)
+        for grad in grads:
+            norm = ops.sqrt(ops.sum(ops.square(ops.cast(grad, "float32"))))
+            factor = ops.minimum(1.0, self.clip_grad / (norm + 1e-6))
+            prepared.append(ops.multiply(grad, ops.cast(factor, grad.dtype)))
         return prepared
 
     def finish_step(self, loss, aux):
@@ -319,16 +334,30 @@ class PASSPretrainer(keras.Model):
 
     # === Compile and export ===
 
-    def compile(self, optimizer=None, **kwargs):
+    def compile(self, optimizer=None, schedules=None, **kwargs):
         """Defaults to `ScheduledAdamW`; excludes biases and 1-D weights
-        from weight decay (as the release) and builds the optimizer."""
+        from weight decay (as the release) and builds the optimizer.
+
+        `schedules` (a `PASSSchedules`, e.g. `pass_schedules(...)`): lr,
+        weight decay, teacher momentum and temperature set inside every
+        train step from the iteration counter, the heads' last layers frozen
+        for its first `freeze_last_layer_steps`, and the four values added
+        to the logs. Without it those values stay as they are.
+        """
         optimizer = optimizer if optimizer is not None else ScheduledAdamW()
         super().compile(optimizer=optimizer, **kwargs)
-        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        inner = _inner_optimizer(self.optimizer)
         inner.exclude_from_weight_decay(
             var_list=[v for v in self.trainable_variables if len(v.shape) <= 1]
         )
         self.optimizer.build(self.trainable_variables)
+        self._schedules = schedules
+        if schedules is not None:
+            if not isinstance(inner, ScheduledAdamW):
+                raise ValueError("Expected a ScheduledAdamW optimizer with schedules. "
+                                 f"Received: optimizer={type(inner).__name__}")
+            last_layers = [v for v in self.trainable_variables if v.path.endswith("last_layer")]
+            inner.freeze(last_layers, schedules.freeze_last_layer_steps)
 
     def save_teacher_preset(self, preset_dir):
         """The teacher backbone as a preset: what users fine-tune from.

@@ -39,12 +39,13 @@ from keras_pass.data.images import SkippedImages
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
 from keras_pass.kill_hooks import kill_at_step_callbacks
-from keras_pass.pretraining.callbacks import EpochHistoryFile, pass_schedules
+from keras_pass.pretraining.callbacks import EpochHistoryFile
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.shards import is_shard_folder
 from keras_pass.models.heads import RELEASE_OUT_DIM
-from keras_pass.pretraining.trainer import OBJECTIVES, RELEASE_TEACHER_MOMENTUM, PASSPretrainer
+from keras_pass.pretraining.schedules import RELEASE_TEACHER_MOMENTUM, pass_schedules
+from keras_pass.pretraining.trainer import OBJECTIVES, PASSPretrainer
 from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.loading import load_backbone
 from keras_pass.recipes.run_record import run_unless_finished, write_run_record
@@ -193,20 +194,21 @@ def _train(config, checkpoint, history_path):
         teacher_momentum=config.teacher_momentum[0], clip_grad=config.clip_grad,
         objective=config.objective,
     )
-    model.compile(jit_compile=False if config.distribution == "mirrored" else "auto")
     stream = _stream(config, backbone)
     write_run_record(config.output_dir, config, "pretrain")  # once the data are known to be readable
     steps = config.steps_per_epoch or stream.data_steps
-    callbacks = pass_schedules(
+    schedules = pass_schedules(
         config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
         warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
         teacher_momentum=config.teacher_momentum, teacher_temp=config.teacher_temp,
         warmup_teacher_temp=config.warmup_teacher_temp,
         warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs,
         freeze_last_layer_epochs=config.freeze_last_layer_epochs,
-    ) + [EpochHistoryFile(history_path), checkpoint,
-         writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))
-         ] + kill_at_step_callbacks()
+    )
+    model.compile(schedules=schedules, jit_compile=False if config.distribution == "mirrored" else "auto")
+    callbacks = [EpochHistoryFile(history_path), checkpoint,
+                 writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))
+                 ] + kill_at_step_callbacks()
     history = model.fit(stream, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
                         verbose=fit_verbosity(config.verbose))
     model.save_teacher_preset(os.path.join(config.output_dir, "teacher_preset"))

@@ -33,7 +33,8 @@ from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  
 with simulated_devices_scope(args.devices):
     keras.utils.set_random_seed(0)
     model = tiny_pretrainer(drop_path_rate=float(os.environ.get("DROP_PATH", "0.1")))
-    model.compile(jit_compile=False if args.devices > 1 else "auto")
+    model.compile(schedules=pass_schedules(args.epochs, args.steps_per_epoch, batch_size=4, warmup_epochs=1),
+                  jit_compile=False if args.devices > 1 else "auto")
     if keras.config.backend() == "jax":  # the devices the run really spreads over
         distribution = keras.distribution.distribution()
         replicas = 1 if distribution is None else distribution.device_mesh.devices.size
@@ -41,7 +42,7 @@ with simulated_devices_scope(args.devices):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
 batch = {k: v[:4] for k, v in tiny_crops(batch=4).items()}
 dataset = tf.data.Dataset.from_tensors(batch).repeat()
-callbacks = pass_schedules(args.epochs, args.steps_per_epoch, batch_size=4, warmup_epochs=1)
+callbacks = []
 if args.checkpoint_dir:
     callbacks.append(PretrainingCheckpoint(args.checkpoint_dir, save_freq=1))
 history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, callbacks=callbacks, verbose=0)

@@ -7,8 +7,8 @@ import pytest
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.pretraining.optimizer import ScheduledAdamW
 from keras_pass.errors import NonFiniteLossError
-from keras_pass.pretraining.callbacks import FreezeLastLayer, TeacherMomentumScheduler
 from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
+from keras_pass.pretraining.schedules import pass_schedules
 from tests.helpers import repeated_dataset, tiny_crops, tiny_pretrainer, to_numpy
 
 
@@ -74,27 +74,47 @@ class TestPASSPretrainer:
             np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
         assert any(np.linalg.norm(g) > 3 for g in grads) and any(np.linalg.norm(g) < 3 for g in grads)
 
-    def test_frozen_last_layer_only_decays_and_weight_decay_skips_1d(self):
+    def test_frozen_last_layer_is_not_updated_and_weight_decay_skips_1d(self):
         model = tiny_pretrainer()
-        model.compile()
+        model.compile(schedules=pass_schedules(epochs=2, steps_per_epoch=2, batch_size=256, warmup_epochs=0))
         last = [v for v in model.trainable_variables if v.path.endswith("last_layer")]
         one_d = [v for v in model.trainable_variables if len(v.shape) == 1]
         assert len(last) == 4 and one_d
         before = _values(last)
-        self._fit(model, steps=1, callbacks=[FreezeLastLayer(steps=1)])
+        others = _values(model.student_backbone.trainable_variables)
+        self._fit(model, steps=2)
+        for variable, value in zip(last, before):  # no Adam step and no decay (PyTorch: grad None)
+            np.testing.assert_array_equal(to_numpy(variable), value)
+        assert all(not np.array_equal(to_numpy(v), b)
+                   for v, b in zip(model.student_backbone.trainable_variables, others))
         optimizer = model.optimizer
-        lr = float(to_numpy(optimizer.learning_rate))
-        wd = float(to_numpy(optimizer.weight_decay_value))
-        for variable, value in zip(last, before):
-            np.testing.assert_allclose(to_numpy(variable), value * (1 - lr * wd), rtol=1e-6, atol=1e-9)
         assert all(not optimizer._use_weight_decay(v) for v in one_d)
         assert optimizer._use_weight_decay(model.student_backbone.embeddings.cls_token)
 
-    def test_schedule_callback_drives_the_ema(self):
+    @pytest.mark.parametrize("frozen_steps", [20, 200])
+    def test_first_unfrozen_step_moves_each_element_by_about_lr(self, frozen_steps):
+        """The release's AdamW starts a frozen layer's moments and bias
+        correction at the unfreeze step: its first step is ~lr per element."""
         model = tiny_pretrainer()
-        model.compile()
-        self._fit(model, steps=3, callbacks=[TeacherMomentumScheduler(total_steps=4, start=0.5, end=1.0)])
-        # Values set before steps 0, 1, 2: the last one is cosine(2/4).
+        schedules = pass_schedules(epochs=2, steps_per_epoch=frozen_steps, batch_size=256, base_lr=1e-3,
+                                   warmup_epochs=0)
+        model.compile(schedules=schedules)
+        last = [v for v in model.trainable_variables if v.path.endswith("last_layer")]
+        self._fit(model, steps=frozen_steps)
+        before = _values(last)
+        self._fit(model, steps=1)
+        lr = schedules.lr[frozen_steps]
+        wd = schedules.weight_decay[frozen_steps]
+        for variable, value in zip(last, before):
+            adam_move = np.abs(to_numpy(variable) - value * (1 - lr * wd))
+            assert np.median(adam_move) / lr == pytest.approx(1.0, rel=0.05)
+
+    def test_schedules_drive_the_ema(self):
+        model = tiny_pretrainer()
+        model.compile(schedules=pass_schedules(epochs=1, steps_per_epoch=4, batch_size=256,
+                                               warmup_epochs=0, teacher_momentum=(0.5, 1.0)))
+        self._fit(model, steps=3)
+        # Values of steps 0, 1, 2: the last one is cosine(2/4).
         np.testing.assert_allclose(float(to_numpy(model.teacher_momentum)), 0.75, atol=1e-6)
 
     @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
