@@ -7,11 +7,6 @@ from keras_pass.pretraining.callbacks import (
     cosine_schedule,
     pass_schedules,
 )
-from keras_pass.pretraining.checkpoint import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    PretrainingCheckpoint,
-)
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.loss import pass_loss, update_centers
 from keras_pass.pretraining.optimizer import ScheduledAdamW

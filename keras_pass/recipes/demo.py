@@ -225,7 +225,7 @@ def format_table(metrics):
 
 
 def _record_run(output_dir, config, seed):
-    from keras_pass.recipes.run_record import write_run_record
+    from keras_pass.runs import write_run_record
 
     batch = {stage: config[stage]["batch_size"] for stage in ("pretrain", "finetune")}
     return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")
