@@ -10,7 +10,7 @@ an interrupted swap is finished by `recover_directory`. Temporaries start
 with `.kp-tmp-` and retired folders with `.kp-old-`, so leftovers of a
 killed writer are recognisable; `remove_stale_temps` deletes them and
 `clean_interrupted_writes` (run by every recipe at its start, through
-`run_folder`) does both for a run's folder. Weights, models and presets
+`keras_pass.runs`) does both for a run's folder. Weights, models and presets
 are checked finite before they are written (`check_finite_weights`).
 
 In a multi-process run only the writer (process 0,
@@ -27,12 +27,11 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import uuid
 
 from keras_pass import finite
 from keras_pass.backend.processes import is_writer
-from keras_pass.kill_hooks import maybe_kill
-
 TEMP_PREFIX = ".kp-tmp-"
 OLD_PREFIX = ".kp-old-"
 
@@ -99,8 +98,10 @@ def atomic_path(path, suffix=""):
         yield temporary
         if _is_writer():
             _fsync(temporary)
-            maybe_kill("write", path)
             os.replace(temporary, path)
+    except BaseException:
+        _abandon(temporary)
+        raise
     finally:
         if os.path.lexists(temporary):
             os.remove(temporary)
@@ -119,14 +120,37 @@ def atomic_directory(path):
         if not _is_writer():
             return
         _fsync(staging)
-        maybe_kill("write", path)
         if os.path.exists(path):
             os.rename(path, retired)
-            maybe_kill("swap", path)
         os.rename(staging, path)
+    except BaseException:
+        _abandon(staging)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def _abandon(temporary):
+    """Before a failed write's temporary is removed: empties its files, so
+    that a full disk gets their blocks back, then closes what h5py still
+    holds open on them (a Keras save that failed mid-write leaves its HDF5
+    file open; closed later, at exit, its flush fails again and the
+    interpreter crashes)."""
+    files = [temporary] if os.path.isfile(temporary) else [
+        os.path.join(root, name) for root, _, names in os.walk(temporary) for name in names]
+    for name in files:
+        with contextlib.suppress(OSError):
+            os.truncate(name, 0)
+    if "h5py" not in sys.modules:
+        return
+    import h5py
+
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        name = os.fsdecode(file_id.name)
+        if name == temporary or name.startswith(temporary + os.sep):
+            with contextlib.suppress(Exception):
+                h5py.File(file_id).close()
 
 
 def recover_directory(path):
@@ -168,27 +192,35 @@ def clean_interrupted_writes(folder, depth=2):
 
 
 # What a run writes about itself before training: nothing to resume from.
-RUN_DESCRIPTIONS = ("run.json", "history.csv", "history.json")
+RUN_DESCRIPTIONS = ("run.json", "run.lock", "history.csv", "history.json")
 
 
-def _holds_files(folder):
+def holds_run_files(folder):
+    """True if `folder` holds a file other than `RUN_DESCRIPTIONS`."""
     return any(set(files) - set(RUN_DESCRIPTIONS) for _, _, files in os.walk(folder))
+
+
+def remove_if_nothing_to_resume(folder):
+    """Removes `folder` unless it holds a file to resume from (a failed run
+    leaves no folder it created behind)."""
+    if os.path.isdir(folder) and not holds_run_files(folder):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def run_folder(path):
-    """The output folder of a run: cleaned of interrupted writes at the
-    start; if the run fails, a folder this run created and left without a
-    file to resume from (`RUN_DESCRIPTIONS` aside) is removed again (a
-    failed run leaves no folder behind)."""
+    """The output folder of a command: cleaned of interrupted writes at the
+    start; if the command fails, a folder it created and left without a
+    file to resume from is removed again. (Recipes use
+    `keras_pass.runs`, which also locks the folder.)"""
     path = os.fspath(path)
     existed = os.path.isdir(path)
     clean_interrupted_writes(path)
     try:
         yield path
     except BaseException:
-        if not existed and os.path.isdir(path) and not _holds_files(path):
-            shutil.rmtree(path, ignore_errors=True)
+        if not existed:
+            remove_if_nothing_to_resume(path)
         raise
 
 

@@ -25,12 +25,11 @@ sys.path.insert(0, REPO)
 from keras_pass import io  # noqa: E402
 from keras_pass.models.backbone import PASSBackbone  # noqa: E402
 from keras_pass.data.synthetic import write_unlabeled  # noqa: E402
-from keras_pass.kill_hooks import KILL_STATUS  # noqa: E402
-from keras_pass.pretraining import checkpoint as pretraining_checkpoint  # noqa: E402
+from keras_pass import checkpoint  # noqa: E402
 from keras_pass.recipes import finetune as finetune_recipe  # noqa: E402
 from keras_pass.recipes import pretrain as pretrain_recipe  # noqa: E402
-from keras_pass.reid import callbacks as reid_callbacks  # noqa: E402
 from tests.helpers import TINY_BACKBONE, make_market1501  # noqa: E402
+from tests.kill_points import KILL_STATUS  # noqa: E402
 from tests.pretraining.tiny_recipe_run import tiny_config as pretrain_config  # noqa: E402
 from tests.recipes.tiny_finetune_run import tiny_config as finetune_config  # noqa: E402
 
@@ -46,14 +45,14 @@ def _kill(module, args, step):
     assert result.returncode == KILL_STATUS, result.stderr[-2000:]
 
 
-def _no_rng(model, path):
-    pass
+def _no_rng(model):
+    return []
 
 
 def _old_pretrain_stream(config, backbone):
     """Before: the data restarted at data epoch = the saved fit epoch."""
     stream = _real_pretrain_stream(config, backbone)
-    state = io.read_json(os.path.join(config.output_dir, "checkpoint", "latest", "training_state.json"))
+    state = io.read_json(os.path.join(config.output_dir, "checkpoint", checkpoint.LATEST, checkpoint.STATE_FILE))
 
     def from_step(step):
         return stream(state["epoch"] * stream.data_steps)
@@ -63,16 +62,16 @@ def _old_pretrain_stream(config, backbone):
 
 
 def _no_metric_restore(self, epoch, logs=None):
-    self._epoch, self._pending_metrics = epoch, None
+    self._epoch, self._epoch_start, self._pending_metrics = epoch, self.step, None
 
 
 _real_pretrain_stream = pretrain_recipe._stream
 PRETRAIN_VARIANTS = {
     "all fixes": [],
     "data stream restarts the epoch": [mock.patch.object(pretrain_recipe, "_stream", _old_pretrain_stream)],
-    "seed generators not restored": [mock.patch.object(pretraining_checkpoint, "restore_rng_state", _no_rng)],
+    "seed generators not restored": [mock.patch.object(checkpoint, "rng_variables", _no_rng)],
     "epoch metrics not restored": [mock.patch.object(
-        pretraining_checkpoint.PretrainingCheckpoint, "on_epoch_begin", _no_metric_restore)],
+        checkpoint.TrainingCheckpoint, "on_epoch_begin", _no_metric_restore)],
 }
 
 _real_make_train_dataset = finetune_recipe.make_train_dataset
@@ -89,7 +88,7 @@ FINETUNE_VARIANTS = {
     "all fixes": [],
     "data position and augmentation seeds restart": [
         mock.patch.object(finetune_recipe, "make_train_dataset", _old_finetune_stream)],
-    "seed generators (drop path) not restored": [mock.patch.object(reid_callbacks, "restore_rng_state", _no_rng)],
+    "seed generators (drop path) not restored": [mock.patch.object(checkpoint, "rng_variables", _no_rng)],
 }
 
 

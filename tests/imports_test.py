@@ -12,8 +12,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a package's `__init__` belongs to the layer of its package.
 LAYERS = (
     ("keras_pass.errors", "keras_pass.version", "keras_pass.startup", "keras_pass.backend"),
-    ("keras_pass.finite", "keras_pass.kill_hooks"),
+    ("keras_pass.finite",),
     ("keras_pass.io",),
+    ("keras_pass.checkpoint", "keras_pass.runs"),
     ("keras_pass.plots",),
     ("keras_pass.data",),
     ("keras_pass.models",),

@@ -9,13 +9,11 @@ one line, which `keras-pass` prints and exits 2 on.
 """
 
 import ast
-import contextlib
 import dataclasses
 import textwrap
 
 from absl import flags
 
-from keras_pass import io
 from keras_pass.cli.arguments import flag_spelling
 from keras_pass.recipes.config import check_settings, settings
 
@@ -159,10 +157,5 @@ def run_config_command(command, config_cls, recipe, argv, doc=None):
     if any(arg in _HELP for arg in argv):
         print(grouped_help(command, config_cls, doc))
         return 0
-    config = parse_config(config_cls, list(argv), command)
-    with contextlib.ExitStack() as stack:  # a failed run leaves no empty output folder behind
-        for field in settings(config_cls):
-            if field.metadata.get("output") and getattr(config, field.name):
-                stack.enter_context(io.run_folder(getattr(config, field.name)))
-        recipe(config)
+    recipe(parse_config(config_cls, list(argv), command))  # its run folder: `keras_pass.runs`
     return 0

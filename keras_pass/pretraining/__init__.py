@@ -1,6 +1,5 @@
 from keras_pass.errors import NonFiniteLossError
 from keras_pass.finite import NonFiniteLossGuard
-from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.loss import pass_loss, update_centers
 from keras_pass.pretraining.optimizer import ScheduledAdamW

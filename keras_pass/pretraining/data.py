@@ -237,6 +237,7 @@ def make_pass_dataset(
     dataset = dataset.prefetch(prefetch)
     dataset.skipped_images = reader.skipped_images
     dataset.steps_per_epoch = steps_per_epoch
+    dataset.num_images = len(paths)
     return dataset
 
 

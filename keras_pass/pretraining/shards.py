@@ -40,7 +40,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pass import io
-from keras_pass.data.images import decode_image, describe_unreadable, find_unreadable_images, list_image_files
+from keras_pass.data.images import (
+    SkippedImages,
+    decode_image,
+    describe_unreadable,
+    find_unreadable_images,
+    list_image_files,
+)
 
 INDEX_FILE = "shards.json"
 _ORDER_SALT, _WINDOW_SALT = 11, 12
@@ -199,4 +205,6 @@ def sharded_pass_dataset(directory, batch_size, crop, seed, *, repeat, initial_e
         first = first.concatenate(later.flat_map(lambda epoch: epoch_stream(epoch, 0)))
     dataset = first.batch(local_batch, drop_remainder=True).prefetch(prefetch)
     dataset.steps_per_epoch = reader.records_per_epoch // local_batch
+    dataset.num_images = int(reader.counts.sum())
+    dataset.skipped_images = SkippedImages()  # `keras-pass shard` wrote decodable images only
     return dataset

@@ -31,8 +31,8 @@ from keras import ops
 
 from keras_pass.models.heads import RELEASE_OUT_DIM, DINOHead
 from keras_pass.backend import kernels, train_steps
+from keras_pass.checkpoint import fit_resuming
 from keras_pass.finite import NonFiniteLossGuard
-from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.loss import (
     collapse_metrics,
     dino_loss_terms,
@@ -296,41 +296,18 @@ class PASSPretrainer(keras.Model):
 
     def fit(self, x=None, epochs=1, callbacks=None, steps_per_epoch=None, initial_epoch=0, **kwargs):
         """`keras.Model.fit` that stops on a non-finite loss and resumes from
-        a `PretrainingCheckpoint` in `callbacks`: the saved step is restored
-        and, with `steps_per_epoch` given, the interrupted epoch is finished
-        before the next ones.
+        a `keras_pass.checkpoint.TrainingCheckpoint` in `callbacks`
+        (`fit_resuming`: the saved step restored, an interrupted epoch
+        finished first when `steps_per_epoch` is given).
 
         `x` may also be a function of the global step that returns the data
         stream from that step on (`recipes.pretrain` passes one): a resumed
-        run then sees exactly the batches the uninterrupted one saw. A plain
-        dataset is iterated from its first batch by every `fit` call.
+        run then sees exactly the batches the uninterrupted one saw.
         """
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
         callbacks = [NonFiniteLossGuard()] + list(callbacks or [])
-        checkpoints = [c for c in callbacks if isinstance(c, PretrainingCheckpoint)]
-        for checkpoint in checkpoints:
-            checkpoint.steps_per_epoch = steps_per_epoch
-        saved = checkpoints[0].restore(self) if checkpoints else None
-        stream = x if callable(x) else (lambda step: x)
-        step, earlier = (saved or {}).get("global_step", 0), None
-        if saved:
-            initial_epoch = saved["epoch"]
-            done = saved.get("step_in_epoch", 0) if steps_per_epoch else 0
-            if done and initial_epoch < epochs:
-                earlier = super().fit(
-                    stream(step), epochs=initial_epoch + 1, initial_epoch=initial_epoch,
-                    steps_per_epoch=steps_per_epoch - done, callbacks=callbacks, **kwargs,
-                )
-                step += steps_per_epoch - done
-                initial_epoch += 1
-        history = super().fit(
-            stream(step), epochs=epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, callbacks=callbacks, **kwargs,
-        )
-        if earlier is not None:
-            for key, values in earlier.history.items():
-                history.history[key] = values + history.history.get(key, [])
-        return history
+        return fit_resuming(super().fit, self, x, epochs, steps_per_epoch, callbacks,
+                            initial_epoch=initial_epoch, **kwargs)
 
     # === Compile and export ===
 

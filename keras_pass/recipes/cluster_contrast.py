@@ -12,10 +12,11 @@ Each epoch (`PASS_cluster_contrast_reid`):
 
 `output_dir` receives `metrics.json` (one entry per epoch: loss, clusters,
 outliers, pseudo-label NMI against the true train ids (a diagnostic only),
-timings, mAP/rank-k), `best.weights.h5`, `latest/` (resume state: weights
-with the optimizer, seed-generator states, the epoch; one folder swapped
-in atomically), and at the end `backbone_preset/`. Every file is written
-atomically; re-running the same config resumes after the last finished
+timings, mAP/rank-k), `best.weights.h5`, `checkpoint/latest/` (resume
+state, `keras_pass.checkpoint`: weights with the optimizer, seed-generator
+states, the epoch), and at the end `backbone_preset/`. Every file is
+written atomically; the folder is a run folder (`keras_pass.runs`,
+docs/runs.md); re-running the same config resumes after the last finished
 epoch, and does nothing after a finished run (`overwrite` trains again).
 A non-finite loss or weights stop the run (`NonFiniteLossError`) before
 anything is written.
@@ -30,10 +31,9 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_pass import io
+from keras_pass.checkpoint import load_checkpoint, save_checkpoint
 from keras_pass.backend.processes import data_shard
 from keras_pass.finite import NonFiniteLossGuard, check_finite_features
-from keras_pass.kill_hooks import kill_at_step_callbacks
-from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
 from keras_pass.models.image_converter import image_converter_of
 from keras_pass.reid.callbacks import (
     metrics_to_logs,
@@ -43,9 +43,9 @@ from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_datase
 from keras_pass.reid.features import evaluate_feature_sets, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.loading import load_training_backbone
-from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
 from keras_pass.reid.progress import fit_verbosity
+from keras_pass.runs import run_recipe
 from keras_pass.uda.clustering import cluster_features
 from keras_pass.reid.model import FEATURE_FUSIONS
 from keras_pass.uda.model import ClusterContrastModel
@@ -150,7 +150,7 @@ def _paths(config):
     return {name: join(name) for name in OUTPUTS}
 
 
-OUTPUTS = ("metrics.json", "latest", "best.weights.h5", "backbone_preset")
+OUTPUTS = ("metrics.json", "checkpoint", "best.weights.h5", "backbone_preset")
 
 
 def _best(history):
@@ -165,26 +165,15 @@ def _best(history):
 
 def _resume(model, paths):
     """(history, best) of the finished epochs of the last checkpoint, whose
-    weights, optimizer and random state are loaded. `metrics.json` is
-    written before the checkpoint, so it may hold one epoch more: that
-    epoch is trained again."""
-    state_path = os.path.join(paths["latest"], "state.json")
-    if not (os.path.isfile(paths["metrics.json"]) and os.path.isfile(state_path)):
+    state is loaded into `model`. `metrics.json` is written before the
+    checkpoint, so it may hold one epoch more: that epoch is trained again."""
+    if not os.path.isfile(paths["metrics.json"]):
         return [], None
-    epoch = io.read_json(state_path)["epoch"]
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(paths["latest"], "latest.weights.h5"))
-    restore_rng_state(model, os.path.join(paths["latest"], RNG_FILE))
-    history = [e for e in io.read_json(paths["metrics.json"])["epochs"] if e["epoch"] <= epoch]
+    state = load_checkpoint(model, paths["checkpoint"])
+    if state is None:
+        return [], None
+    history = [e for e in io.read_json(paths["metrics.json"])["epochs"] if e["epoch"] <= state["epoch"]]
     return history, _best(history)
-
-
-def _save_checkpoint(model, paths, epoch):
-    io.check_finite_weights(model, f"to write to {paths['latest']}")
-    with io.atomic_directory(paths["latest"]) as staging:
-        model.save_weights(os.path.join(staging, "latest.weights.h5"))
-        save_rng_state(model, os.path.join(staging, RNG_FILE))
-        io.write_json(os.path.join(staging, "state.json"), {"epoch": epoch})
 
 
 def finished_history(config):
@@ -227,7 +216,7 @@ def _train_epoch(model, train, epoch, config):
     )
     history = model.fit(stream, initial_epoch=epoch, epochs=epoch + 1,
                         steps_per_epoch=config.iters, shuffle=False, verbose=fit_verbosity(config.verbose),
-                        callbacks=[NonFiniteLossGuard()] + kill_at_step_callbacks())
+                        callbacks=[NonFiniteLossGuard()])
     return {
         "epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
         "clusters": clustering.num_clusters, "outliers": clustering.num_outliers,
@@ -248,24 +237,26 @@ def _recipe(config):
 
 
 def train_usl(config):
-    """Runs (or resumes) cluster-contrast training; returns the per-epoch
-    log entries. A finished run is not redone unless `overwrite`."""
-    return run_unless_finished(config, _recipe(config), lambda: finished_history(config),
-                               lambda: _train_usl(config), f"{config.epochs} epochs, metrics.json")
+    """Runs (or resumes) cluster-contrast training in its run folder
+    (`keras_pass.runs`); returns the per-epoch log entries. A finished run
+    is not redone unless `overwrite`."""
+    return run_recipe(config, _recipe(config), lambda run: _train_usl(config, run),
+                      lambda: finished_history(config), f"{config.epochs} epochs, metrics.json", OUTPUTS)
 
 
-def _train_usl(config):
+def _train_usl(config, run):
     keras.utils.set_random_seed(config.seed)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
+    listed = len(dataset.train)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
-    write_run_record(config.output_dir, config, _recipe(config))
+    run.record(config.data_root, listed + len(dataset.query) + len(dataset.gallery))
     paths = _paths(config)
-    if config.overwrite:
-        io.remove_paths(config.output_dir, OUTPUTS)
     history, best = _resume(model, paths)
-    if not history:  # epoch 0: the starting model, for reference
+    if history:
+        run.resuming(history[-1]["epoch"] * config.iters, config.epochs * config.iters, history[-1]["epoch"])
+    else:  # epoch 0: the starting model, for reference
         history = [{"epoch": 0, **_evaluate(model, dataset, config)}]
     for epoch in range(history[-1]["epoch"], config.epochs):
         entry = _train_epoch(model, dataset.train, epoch, config)
@@ -279,8 +270,10 @@ def _train_usl(config):
                   f"rank-1 {100 * entry.get('rank1', 0):.1f}%")
         history.append(entry)
         io.write_json(paths["metrics.json"], {"epochs": history, "best": best, "config": config})
-        _save_checkpoint(model, paths, epoch + 1)
+        save_checkpoint(model, paths["checkpoint"], {"step": (epoch + 1) * config.iters, "epoch": epoch + 1})
     model.backbone.save_to_preset(paths["backbone_preset"], image_converter=image_converter_of(model))
+    run.summary(len(dataset.train), listed - len(dataset.train), config.epochs * config.iters,
+                ("backbone_preset/", "best.weights.h5", "metrics.json"))
     return history
 
 

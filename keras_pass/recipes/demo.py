@@ -228,7 +228,7 @@ def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
 
 
 def _record_run(output_dir, config, seed):
-    from keras_pass.recipes.run_record import write_run_record
+    from keras_pass.runs import write_run_record
 
     batch = {stage: config[stage]["batch_size"] for stage in ("pretrain", "finetune")}
     return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")

@@ -5,14 +5,15 @@ a preset (or an official pre-training `.pth`), trains with `model.fit` on
 the P x K stream with the warm-up + cosine SGD, evaluates every
 `eval_every` epochs (and after the last), and writes to `output_dir`:
 
-    backup/               resume state (deleted once training completes)
+    checkpoint/latest/    resume state (`keras_pass.checkpoint`)
     best.weights.h5(.json)  weights and metrics of the best mAP
     final.keras           the trained model (load with keras.saving.load_model)
     backbone_preset/      the fine-tuned backbone as a KerasHub preset
     history.csv, results.json
 
-Re-running with the same `output_dir` resumes an interrupted run at its
-last finished epoch (weights, optimizer, random state, data position) and
+The folder is a run folder (`keras_pass.runs`, docs/runs.md): locked,
+its settings recorded in `run.json`. Re-running with the same
+`output_dir` resumes an interrupted run at its last finished epoch (weights, optimizer, random state, data position) and
 does nothing after a finished one (`overwrite=True` trains again).
 Defaults reproduce `PASS_transreid/configs/market/vit_small.yml` + seed 42.
 """
@@ -23,23 +24,23 @@ import os
 import keras
 
 from keras_pass import io
-from keras_pass.backend.processes import data_shard, is_writer, writer_callback
+from keras_pass.checkpoint import TrainingCheckpoint, fit_resuming, keep_history_rows, read_state
+from keras_pass.backend.processes import data_shard, writer_callback
 from keras_pass.data.images import naming_undecodable_images
 from keras_pass.finite import NonFiniteLossGuard
-from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.models.image_converter import image_converter_of
-from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation, read_backup_epoch
+from keras_pass.reid.callbacks import ReIDEvaluation
 from keras_pass.reid.data import PKSampler, make_train_dataset
 from keras_pass.reid.datasets import DATASETS, check_dataset_images, load_dataset
 from keras_pass.reid.evaluation import format_results
 from keras_pass.reid.features import evaluate_model
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.loading import load_training_backbone
-from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.model import FEATURE_FUSIONS, ReIDModel
 from keras_pass.reid.overlap import check_split_overlap
 from keras_pass.reid.optimizers import make_optimizer
 from keras_pass.reid.progress import fit_verbosity
+from keras_pass.runs import run_recipe
 
 
 @dataclasses.dataclass
@@ -104,7 +105,7 @@ def build_model(config, num_classes):
     return ReIDModel(load_training_backbone(config), num_classes, **head)
 
 
-OUTPUTS = ("backup", "best.weights.h5", "best.weights.h5.json", "final.keras", "backbone_preset",
+OUTPUTS = ("checkpoint", "best.weights.h5", "best.weights.h5.json", "final.keras", "backbone_preset",
            "history.csv", "results.json")
 
 
@@ -115,29 +116,33 @@ def finished_results(config):
 
 
 def finetune(config):
-    """Runs the recipe (or resumes it); returns the final evaluation results.
-    A finished run (its `results.json`) is not redone unless `overwrite`."""
-    return run_unless_finished(config, "finetune", lambda: finished_results(config),
-                               lambda: _train(config), "results.json")
+    """Runs the recipe (or resumes it) in its run folder (`keras_pass.runs`);
+    returns the final evaluation results. A finished run (its
+    `results.json`) is not redone unless `overwrite`."""
+    return run_recipe(config, "finetune", lambda run: _train(config, run), lambda: finished_results(config),
+                      "results.json", OUTPUTS)
 
 
-def _train(config):
+def _train(config, run):
     keras.utils.set_random_seed(config.seed)
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
+    listed = len(dataset.train)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
     check_split_overlap(dataset, config.allow_overlap, verbose=config.verbose > 0)
     model = build_model(config, dataset.num_train_ids)
-    write_run_record(config.output_dir, config, "finetune")
-    backup_dir = os.path.join(config.output_dir, "backup")
-    if config.overwrite:
-        io.remove_paths(config.output_dir, OUTPUTS)
-    first_epoch = read_backup_epoch(backup_dir)
+    run.record(config.data_root, listed + len(dataset.query) + len(dataset.gallery))
+    checkpoint_dir = os.path.join(config.output_dir, "checkpoint")
     image_size = tuple(model.backbone.image_shape[:2])
     steps = config.steps_per_epoch or PKSampler(
         dataset.train.pids, config.batch_size, config.num_instances).steps_per_epoch
-    # Keras draws `steps` batches per epoch from one endless stream: resume at its batch.
-    train, _ = make_train_dataset(dataset.train, image_size, config.batch_size, config.num_instances,
-                                  seed=config.seed, first_batch=first_epoch * steps, **data_shard())
+    saved = read_state(checkpoint_dir)
+    if saved:
+        run.resuming(saved["step"], config.epochs * steps, saved["epoch"])
+
+    def stream(step):  # Keras draws `steps` batches per epoch from one endless stream
+        return make_train_dataset(dataset.train, image_size, config.batch_size, config.num_instances,
+                                  seed=config.seed, first_batch=step, **data_shard())[0]
+
     model.compile(
         optimizer=make_optimizer(
             steps, config.epochs, config.base_lr, config.bias_lr_factor, config.weight_decay,
@@ -151,44 +156,23 @@ def _train(config):
         best_checkpoint=os.path.join(config.output_dir, "best.weights.h5"),
     )
     history_path = os.path.join(config.output_dir, "history.csv")
-    keep_history_rows(history_path, first_epoch)
-    os.makedirs(config.output_dir, exist_ok=True)
-    callbacks = [  # the guard first; the history row of an epoch before its backup
+    keep_history_rows(history_path, saved["epoch"] if saved else 0)
+    callbacks = [  # the guard first; the history row of an epoch before its checkpoint
         NonFiniteLossGuard(),
         evaluation,
         writer_callback(keras.callbacks.CSVLogger(history_path, append=True)),
-        AtomicBackupAndRestore(backup_dir, delete_checkpoint=is_writer()),
-    ] + kill_at_step_callbacks()
+        TrainingCheckpoint(checkpoint_dir),
+    ]
     with naming_undecodable_images(dataset.train.paths, "the train set"):
-        model.fit(train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  shuffle=False, verbose=fit_verbosity(config.verbose))
+        fit_resuming(model.fit, model, stream, config.epochs, steps, callbacks, shuffle=False,
+                     verbose=fit_verbosity(config.verbose))
     results = evaluation.last_results or evaluate_model(
         model, dataset.query, dataset.gallery, rerank=config.rerank, verbose=config.verbose > 0)
     _save_outputs(model, config, results, evaluation.best)
     print(format_results(results, title=f"{dataset.name} (final epoch{', re-ranked' if config.rerank else ''})"))
+    run.summary(len(dataset.train), listed - len(dataset.train), config.epochs * steps,
+                ("final.keras", "backbone_preset/", "best.weights.h5", "results.json", "history.csv"))
     return results
-
-
-def keep_history_rows(path, epochs):
-    """Keeps the rows of the first `epochs` epochs of `history.csv`: the
-    epochs a resumed run trains again are logged once, by that run."""
-    if not os.path.isfile(path) or not is_writer():
-        return
-    with open(path) as handle:
-        lines = handle.read().splitlines(keepends=True)
-    if epochs == 0:
-        os.remove(path)
-        return
-    kept = lines[:1] + [line for line in lines[1:] if _row_epoch(line) < epochs]
-    if kept != lines:
-        io.write_text(path, "".join(kept))
-
-
-def _row_epoch(line):
-    try:
-        return int(line.split(",", 1)[0])
-    except ValueError:  # a row cut by a kill
-        return float("inf")
 
 
 def _save_outputs(model, config, results, best):

@@ -17,7 +17,9 @@ image, with `local_crops_per_part` x the backbone's parts local crops at
 half `local_scale`, i.e. the same crop areas in image terms: PASS's
 (0.1, 0.8) of a half-height region is DINO's (0.05, 0.4)).
 
-Re-running with the same `output_dir` resumes exactly: the whole state of
+The folder is a run folder (`keras_pass.runs`, docs/runs.md): locked,
+its settings recorded in `run.json`. Re-running with the same
+`output_dir` resumes exactly: the whole state of
 the last saved step and the data stream at that step (bit-identical to an
 uninterrupted run: tests/pretraining/exact_resume_test.py); re-running a
 finished run does nothing (`overwrite=True` trains again). Defaults reproduce
@@ -31,6 +33,7 @@ import os
 import keras
 
 from keras_pass import io
+from keras_pass.checkpoint import TrainingCheckpoint, read_state
 
 from keras_pass.backend.distribution import DISTRIBUTIONS
 from keras_pass.backend.processes import data_shard, writer_callback
@@ -38,9 +41,7 @@ from keras_pass.data.formats import IMAGE_FORMATS_HELP
 from keras_pass.data.images import SkippedImages
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
-from keras_pass.kill_hooks import kill_at_step_callbacks
 from keras_pass.pretraining.callbacks import EpochHistoryFile
-from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.data import make_pass_dataset
 from keras_pass.pretraining.shards import is_shard_folder
 from keras_pass.models.heads import RELEASE_OUT_DIM
@@ -48,8 +49,8 @@ from keras_pass.pretraining.schedules import RELEASE_TEACHER_MOMENTUM, pass_sche
 from keras_pass.pretraining.trainer import OBJECTIVES, PASSPretrainer
 from keras_pass.recipes.config import check_crop_fits, setting
 from keras_pass.loading import load_backbone
-from keras_pass.recipes.run_record import run_unless_finished, write_run_record
 from keras_pass.reid.progress import fit_verbosity
+from keras_pass.runs import run_recipe
 
 DEFAULT_IMAGE_SIZE = (256, 128)
 
@@ -161,31 +162,30 @@ def crop_regions(config, num_parts):
 OUTPUTS = ("checkpoint", "logs", "history.json", "teacher_preset", "student_preset")
 
 
-def _finished(config, checkpoint):
+def _finished(config, checkpoint_dir):
     """True if `output_dir` holds this run finished: its last checkpoint at
     the end of epoch `epochs`, presets and history written."""
-    state = checkpoint.saved_state()
+    state = read_state(checkpoint_dir)
     written = all(os.path.exists(os.path.join(config.output_dir, name)) for name in OUTPUTS[2:])
     return bool(state and written and state["epoch"] >= config.epochs and not state.get("step_in_epoch"))
 
 
 def pretrain(config):
-    """Runs (or resumes) pre-training; returns (model, history). A finished
-    run is not redone unless `overwrite`: then (None, the saved history
-    dict) is returned and nothing is touched."""
-    checkpoint = PretrainingCheckpoint(os.path.join(config.output_dir, "checkpoint"), config.save_freq)
+    """Runs (or resumes) pre-training in its run folder (`keras_pass.runs`);
+    returns (model, history). A finished run is not redone unless
+    `overwrite`: then (None, the saved history dict) is returned and
+    nothing is touched."""
+    checkpoint_dir = os.path.join(config.output_dir, "checkpoint")
     history_path = os.path.join(config.output_dir, "history.json")
 
     def finished():
-        return (None, io.read_json(history_path)) if _finished(config, checkpoint) else None
+        return (None, io.read_json(history_path)) if _finished(config, checkpoint_dir) else None
 
-    return run_unless_finished(config, "pretrain", finished, lambda: _train(config, checkpoint, history_path),
-                               f"{config.epochs} epochs")
+    return run_recipe(config, "pretrain", lambda run: _train(config, run, checkpoint_dir, history_path),
+                      finished, f"{config.epochs} epochs", OUTPUTS)
 
 
-def _train(config, checkpoint, history_path):
-    if config.overwrite:
-        io.remove_paths(config.output_dir, OUTPUTS)
+def _train(config, run, checkpoint_dir, history_path):
     keras.utils.set_random_seed(config.seed)
     backbone = build_backbone(config)
     model = PASSPretrainer(
@@ -195,8 +195,11 @@ def _train(config, checkpoint, history_path):
         objective=config.objective,
     )
     stream = _stream(config, backbone)
-    write_run_record(config.output_dir, config, "pretrain")  # once the data are known to be readable
+    run.record(config.data, stream.num_images)  # once the data are known to be readable
     steps = config.steps_per_epoch or stream.data_steps
+    saved = read_state(checkpoint_dir)
+    if saved:
+        run.resuming(saved["step"], config.epochs * steps, saved["epoch"])
     schedules = pass_schedules(
         config.epochs, steps, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
         warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
@@ -206,13 +209,14 @@ def _train(config, checkpoint, history_path):
         freeze_last_layer_epochs=config.freeze_last_layer_epochs,
     )
     model.compile(schedules=schedules, jit_compile=False if config.distribution == "mirrored" else "auto")
-    callbacks = [EpochHistoryFile(history_path), checkpoint,
-                 writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))
-                 ] + kill_at_step_callbacks()
+    callbacks = [EpochHistoryFile(history_path), TrainingCheckpoint(checkpoint_dir, config.save_freq),
+                 writer_callback(keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")))]
     history = model.fit(stream, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
                         verbose=fit_verbosity(config.verbose))
     model.save_teacher_preset(os.path.join(config.output_dir, "teacher_preset"))
     model.student_backbone.save_to_preset(os.path.join(config.output_dir, "student_preset"))
+    run.summary(stream.num_images, stream.skipped_images.count, config.epochs * steps,
+                ("teacher_preset/", "student_preset/", "history.json", "checkpoint/", "logs/"))
     return model, history
 
 
@@ -249,4 +253,5 @@ def _stream(config, backbone):
         return stream.skip(offset) if offset else stream
 
     from_step.data_steps = first.steps_per_epoch
+    from_step.num_images, from_step.skipped_images = first.num_images, first.skipped_images
     return from_step

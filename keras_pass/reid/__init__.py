@@ -6,10 +6,7 @@ Importing this package registers the TFDS builder `market1501`, so
 the downloaded zip or folder.
 """
 
-from keras_pass.reid.callbacks import (
-    AtomicBackupAndRestore,
-    ReIDEvaluation,
-)
+from keras_pass.reid.callbacks import ReIDEvaluation
 from keras_pass.reid.checkpoint import from_official_checkpoint, load_official_heads
 from keras_pass.reid.data import (
     PKSampler,

@@ -1,6 +1,6 @@
-"""Fine-tuning callbacks: periodic ReID evaluation, best-mAP checkpoint,
-and a crash-safe BackupAndRestore. Every file is written through
-`keras_pass.io` (temporary file, fsync, rename)."""
+"""Fine-tuning callbacks: periodic ReID evaluation and the best-mAP
+weights, written through `keras_pass.io` (temporary file, fsync, rename).
+The resumable state is `keras_pass.checkpoint`'s."""
 
 import json
 import os
@@ -9,8 +9,6 @@ import keras
 import numpy as np
 
 from keras_pass import io
-from keras_pass.backend.train_steps import sync_state_for_callbacks
-from keras_pass.pretraining.checkpoint import RNG_FILE, restore_rng_state, save_rng_state
 from keras_pass.finite import check_finite_features
 from keras_pass.reid.features import evaluate_feature_sets, extract_features
 
@@ -80,54 +78,3 @@ class ReIDEvaluation(keras.callbacks.Callback):
         if self.verbose:
             text = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items())
             print(f"\nEpoch {epoch + 1} evaluation: {text}{' (best)' if improved else ''}")
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` with crash-safe writes.
-
-    Weights (with the optimizer state), the seed-generator states (drop
-    path: not in `save_weights`, so a plain backup resumes with the initial
-    ones) and the epoch counter are written
-    into a fresh folder that then replaces `backup_dir/latest` by renames,
-    so an interruption never leaves a half-written or mismatched pair. This
-    overrides the Keras 3 callback's `_save_model` (a private hook, kept in
-    sync by the tests).
-    """
-
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
-        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
-        self._latest = os.path.join(backup_dir, "latest")
-        self._weights_path = os.path.join(self._latest, "latest.weights.h5")
-        self._training_metadata_path = os.path.join(self._latest, "training_metadata.json")
-
-    def _recover(self):
-        """Finishes a swap interrupted between its two renames; drops what
-        killed writers left."""
-        io.recover_directory(self._latest)
-        io.remove_stale_temps(self.backup_dir)
-
-    def on_train_begin(self, logs=None):
-        self._recover()
-        super().on_train_begin(logs)
-        rng_path = os.path.join(self._latest, RNG_FILE)
-        if os.path.isfile(rng_path):
-            restore_rng_state(self.model, rng_path)
-
-    def _save_model(self):
-        sync_state_for_callbacks(self.model)
-        io.check_finite_weights(self.model, self._latest)
-        with io.atomic_directory(self._latest) as staging:
-            self.model.save_weights(os.path.join(staging, "latest.weights.h5"))
-            save_rng_state(self.model, os.path.join(staging, RNG_FILE))
-            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-            with open(os.path.join(staging, "training_metadata.json"), "w") as handle:
-                json.dump(metadata, handle)
-
-
-def read_backup_epoch(backup_dir):
-    """The epoch an `AtomicBackupAndRestore` in `backup_dir` resumes at (0 if none)."""
-    path = os.path.join(backup_dir, "latest", "training_metadata.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path) as handle:
-        return int(json.load(handle)["epoch"])

@@ -26,8 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_pass.pretraining.callbacks import pass_schedules  # noqa: E402
-from keras_pass.pretraining.checkpoint import PretrainingCheckpoint  # noqa: E402
+from keras_pass.checkpoint import TrainingCheckpoint  # noqa: E402
+from keras_pass.pretraining.schedules import pass_schedules  # noqa: E402
 from tests.helpers import simulated_devices_scope, tiny_crops, tiny_pretrainer  # noqa: E402
 
 with simulated_devices_scope(args.devices):
@@ -44,7 +44,7 @@ batch = {k: v[:4] for k, v in tiny_crops(batch=4).items()}
 dataset = tf.data.Dataset.from_tensors(batch).repeat()
 callbacks = []
 if args.checkpoint_dir:
-    callbacks.append(PretrainingCheckpoint(args.checkpoint_dir, save_freq=1))
+    callbacks.append(TrainingCheckpoint(args.checkpoint_dir, save_freq=1))
 history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, callbacks=callbacks, verbose=0)
 arrays = {f"teacher_{i}": keras.ops.convert_to_numpy(t) for i, (_, t) in enumerate(model._ema_pairs)}
 arrays.update({f"student_{i}": keras.ops.convert_to_numpy(s) for i, (s, _) in enumerate(model._ema_pairs)})

@@ -1,5 +1,5 @@
 """A tiny `recipes.pretrain` run on generated images, for kill-and-resume
-tests (the `keras_pass.kill_hooks` environment variables kill it):
+tests (`tests.kill_points`' environment variables kill it):
 
     python -m tests.pretraining.tiny_recipe_run DATA_DIR OUTPUT_DIR
 
@@ -11,6 +11,7 @@ import sys
 
 from keras_pass.recipes.pretrain import PretrainConfig, pretrain
 from tests.helpers import TINY_BACKBONE
+from tests.kill_points import install_from_environment
 
 TINY = {k: v for k, v in TINY_BACKBONE.items() if k != "image_shape"}
 
@@ -25,4 +26,5 @@ def tiny_config(data, output_dir):
 
 
 if __name__ == "__main__":
+    install_from_environment()
     pretrain(tiny_config(sys.argv[1], sys.argv[2]))

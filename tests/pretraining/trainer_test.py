@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
+from keras_pass.checkpoint import LATEST, WEIGHTS_FILE, TrainingCheckpoint
+from keras_pass.errors import NonFiniteLossError
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.pretraining.optimizer import ScheduledAdamW
-from keras_pass.errors import NonFiniteLossError
-from keras_pass.pretraining.checkpoint import PretrainingCheckpoint
 from keras_pass.pretraining.schedules import pass_schedules
 from tests.helpers import repeated_dataset, tiny_crops, tiny_pretrainer, to_numpy
 
@@ -131,13 +131,14 @@ class TestPASSPretrainer:
     def test_non_finite_loss_stops_and_keeps_last_checkpoint(self, tmp_path):
         model = tiny_pretrainer()
         model.compile()
-        checkpoint = PretrainingCheckpoint(tmp_path / "ckpt", save_freq=1)
+        checkpoint = TrainingCheckpoint(tmp_path / "ckpt", save_freq=1)
         self._fit(model, steps=2, callbacks=[checkpoint])
-        saved = open(checkpoint.weights_path, "rb").read()
+        weights_path = tmp_path / "ckpt" / LATEST / WEIGHTS_FILE
+        saved = open(weights_path, "rb").read()
         bad = {k: np.full_like(v, np.nan) for k, v in self.data.items()}
         with pytest.raises(NonFiniteLossError, match="untouched"):
             self._fit(model, steps=2, callbacks=[checkpoint], data=bad, epochs=3)
-        assert open(checkpoint.weights_path, "rb").read() == saved
+        assert open(weights_path, "rb").read() == saved
         assert [f for f in os.listdir(tmp_path / "ckpt") if f.startswith(".tmp")] == []
 
     def test_teacher_preset_export(self, tmp_path):

@@ -12,9 +12,10 @@ from keras_pass.recipes.cluster_contrast import UDAConfig, USLConfig, make_optim
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass import io
-from keras_pass.kill_hooks import KILL_STATUS
+from keras_pass.checkpoint import read_state
 from tests.helpers import TINY_BACKBONE
 from tests.state_files import assert_same_numbers, assert_same_state_files, interrupted_writes, run_fresh
+from tests.kill_points import KILL_STATUS
 from tests.uda.tiny_usl_run import kill_test_config
 from tests.recipes.finetune_test import all_finite, digests
 
@@ -69,18 +70,18 @@ def test_usl_runs_and_a_killed_run_resumes_bit_identical(target, tmp_path):
     for entry in history[1:]:
         assert entry["clusters"] >= 4 and 0 <= entry["pseudo_label_nmi"] <= 1 and np.isfinite(entry["loss"])
     assert 0 <= history[2]["mAP"] <= 1
-    for name in ("best.weights.h5", "latest/latest.weights.h5", "backbone_preset"):
+    for name in ("best.weights.h5", "checkpoint/latest/state.weights.h5", "backbone_preset"):
         assert os.path.exists(reference / name)
     before = digests(reference)
     assert train_usl(kill_test_config(data, preset, reference)) == history  # finished: not redone
     assert digests(reference) == before
     run = tmp_path / "killed"
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")
-    assert io.read_json(run / "latest" / "state.json") == {"epoch": 1}
+    assert read_state(run / "checkpoint") == {"step": 2, "epoch": 1}
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")
-    assert io.read_json(run / "latest" / "state.json") == {"epoch": 1}
+    assert read_state(run / "checkpoint") == {"step": 2, "epoch": 1}
     assert io.read_json(run / "metrics.json")["epochs"][-1]["epoch"] == 2  # written before the checkpoint
-    assert any(name.startswith(".kp-tmp-") for name in os.listdir(run))
+    assert interrupted_writes(run / "checkpoint")
     train_usl(kill_test_config(data, preset, run))
     assert interrupted_writes(run) == []
     assert_same_state_files(reference, run, ignore_files=("metadata.json", "metrics.json"))

@@ -8,13 +8,14 @@ import h5py
 import numpy as np
 import pytest
 
+from keras_pass import io
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli.main import main as cli_main
 from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass.recipes.finetune import FinetuneConfig, finetune
-from keras_pass.kill_hooks import KILL_STATUS
-from keras_pass.reid.callbacks import AtomicBackupAndRestore, read_backup_epoch
+from keras_pass.checkpoint import read_state
 from tests.helpers import TINY_BACKBONE, make_market1501
+from tests.kill_points import KILL_STATUS
 from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
 from tests.state_files import assert_same_numbers, assert_same_state_files, interrupted_writes, run_fresh
 
@@ -56,18 +57,20 @@ def all_finite(path):
 
 
 @pytest.mark.slow
-def test_huge_lr_stops_and_leaves_the_last_backup_as_it_was(market, tmp_path, monkeypatch):
-    # A run that keeps its epoch-1 backup (the callback's deletion at the end is skipped).
-    monkeypatch.setattr(AtomicBackupAndRestore, "on_train_end", lambda self, logs=None: None)
+def test_huge_lr_stops_and_leaves_the_last_checkpoint_as_it_was(market, tmp_path):
     finetune(tiny(market, tmp_path, epochs=1, eval_every=1))
-    os.remove(tmp_path / "results.json")  # not finished: the next run resumes from the backup
+    os.remove(tmp_path / "results.json")  # not finished: the next run resumes from the checkpoint
+    # The run continued with a huge lr, as if it had been recorded so (a changed lr is refused).
+    record = io.read_json(tmp_path / "run.json")
+    record["settings"]["base_lr"] = 1e9
+    io.write_json(tmp_path / "run.json", record)
     before = digests(tmp_path)
-    assert "backup/latest/latest.weights.h5" in before
+    assert "checkpoint/latest/state.weights.h5" in before
     with pytest.raises(NonFiniteLossError, match="at step|Expected finite weights"):
         finetune(tiny(market, tmp_path, epochs=3, base_lr=1e9))
     after = digests(tmp_path)
     # history.csv: the epochs to redo are dropped; run.json: every start adds its record
-    unchanged = [name for name in before if name not in ("history.csv", "run.json")]
+    unchanged = [name for name in before if name not in ("history.csv", "run.json", "run.lock")]
     assert {k: after.get(k) for k in unchanged} == {k: before[k] for k in unchanged}
     assert all(all_finite(tmp_path / name) for name in after if name.endswith(".h5"))
 
@@ -108,8 +111,8 @@ def test_a_finished_run_is_not_redone_unless_overwrite(market, tmp_path, capsys)
 
 def test_interrupted_writes_are_cleaned_and_a_failed_run_leaves_no_folder(market, tmp_path):
     out = tmp_path / "out"
-    (out / "backup").mkdir(parents=True)
-    stale = [out / ".kp-tmp-0a1b2c3d-final.keras", out / "backup" / ".kp-tmp-0a1b2c3d-latest"]
+    (out / "checkpoint").mkdir(parents=True)
+    stale = [out / ".kp-tmp-0a1b2c3d-final.keras", out / "checkpoint" / ".kp-tmp-0a1b2c3d-latest"]
     stale[0].write_bytes(b"half")
     stale[1].mkdir()
     with pytest.raises(ValueError):
@@ -127,11 +130,11 @@ def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
     finetune(tiny_run_config(data, preset, tmp_path / "reference"))
     run = tmp_path / "killed"
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")  # epoch 2 of 3, after its first step
-    assert read_backup_epoch(str(run / "backup")) == 1
-    # resumed, and killed again while writing epoch 2's backup (its temporary complete)
+    assert read_state(run / "checkpoint")["epoch"] == 1
+    # resumed, and killed again while writing epoch 2's checkpoint (its temporary complete)
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")
-    assert read_backup_epoch(str(run / "backup")) == 1
-    assert any(name.startswith(".kp-tmp-") for name in os.listdir(run / "backup"))
+    assert read_state(run / "checkpoint")["epoch"] == 1
+    assert interrupted_writes(run / "checkpoint")
     finetune(tiny_run_config(data, preset, run))
     assert interrupted_writes(run) == []
     assert_same_state_files(tmp_path / "reference", run, ignore_files=("metadata.json",))

@@ -12,7 +12,7 @@ from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.recipes import cluster_contrast, demo, finetune
 from keras_pass.recipes.pretrain import PretrainConfig, pretrain
 from keras_pass.pretraining.shards import write_shards
-from keras_pass.recipes.run_record import write_run_record
+from keras_pass.runs import write_run_record
 from tests.helpers import TINY_BACKBONE, make_market1501
 
 TINY = {k: v for k, v in TINY_BACKBONE.items() if k != "image_shape"}

@@ -1,5 +1,5 @@
 """A tiny `recipes.finetune` run, for kill-and-resume tests (the
-`keras_pass.kill_hooks` environment variables kill it):
+`tests.kill_points`' environment variables kill it):
 
     python -m tests.recipes.tiny_finetune_run DATA_ROOT PRESET OUTPUT_DIR
 """
@@ -7,6 +7,7 @@
 import sys
 
 from keras_pass.recipes.finetune import FinetuneConfig, finetune
+from tests.kill_points import install_from_environment
 
 
 def tiny_config(data, preset, output_dir):
@@ -17,4 +18,5 @@ def tiny_config(data, preset, output_dir):
 
 
 if __name__ == "__main__":
+    install_from_environment()
     finetune(tiny_config(*sys.argv[1:4]))

@@ -5,14 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pass import io
 from keras_pass.models.backbone import PASSBackbone
-from keras_pass.reid.callbacks import AtomicBackupAndRestore, ReIDEvaluation
+from keras_pass.reid.callbacks import ReIDEvaluation
 from keras_pass.reid.datasets import market1501
 from keras_pass.reid.features import evaluate_model
 from keras_pass.reid.model import ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
-from keras_pass.reid.callbacks import read_backup_epoch
 from tests.helpers import TINY_BACKBONE, make_market1501, to_numpy
 
 RNG = np.random.default_rng(0)
@@ -26,45 +24,6 @@ def tiny_model(seed=0):
     model.compile(optimizer=make_optimizer(steps_per_epoch=2, epochs=4, warmup_epochs=1,
                                            base_lr=0.05))
     return model
-
-
-class Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-
-class TestAtomicBackupAndRestore:
-    def test_resume_matches_an_uninterrupted_run(self, tmp_path):
-        fit = dict(x=IMAGES, y=LABELS, batch_size=8, shuffle=False, verbose=0)
-        straight = tiny_model()
-        straight.fit(epochs=4, **fit)
-
-        backup = str(tmp_path / "backup")
-        interrupted = tiny_model()
-        with pytest.raises(KeyboardInterrupt):
-            interrupted.fit(epochs=4, callbacks=[AtomicBackupAndRestore(backup), Interrupt()], **fit)
-        assert read_backup_epoch(backup) == 2
-        assert sorted(os.listdir(backup)) == ["latest"]  # no temporary leftovers
-
-        resumed = tiny_model(seed=1)  # other init: everything must come from the backup
-        history = resumed.fit(epochs=4, callbacks=[AtomicBackupAndRestore(backup)], **fit)
-        assert len(history.history["loss"]) == 2
-        assert int(to_numpy(resumed.optimizer.iterations)) == 8
-        for a, b in zip(straight.weights, resumed.weights):
-            np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-5, err_msg=a.path)
-        assert not os.path.exists(backup)  # deleted after a completed run
-
-    def test_recovers_a_swap_interrupted_between_renames(self, tmp_path):
-        backup = tmp_path / "backup"
-        model = tiny_model()
-        callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
-        model.fit(IMAGES, LABELS, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
-        os.rename(backup / "latest", backup / f"{io.OLD_PREFIX}1234abcd-latest")
-        resumed = tiny_model()
-        history = resumed.fit(IMAGES, LABELS, batch_size=8, epochs=2, verbose=0,
-                              callbacks=[AtomicBackupAndRestore(str(backup))])
-        assert len(history.history["loss"]) == 1
 
 
 @pytest.fixture(scope="module")
