@@ -52,6 +52,7 @@ def save_checkpoint(model, directory, state, metrics=None):
     latest = os.path.join(os.fspath(directory), LATEST)
     sync_state_for_callbacks(model)
     io.check_finite_weights(model, latest)
+    io.check_room(model, latest)
     rng = {f"state_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(rng_variables(model))}
     with io.atomic_directory(latest) as staging:
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))

@@ -30,8 +30,11 @@ import shutil
 import sys
 import uuid
 
+import numpy as np
+
 from keras_pass import finite
 from keras_pass.backend.processes import is_writer
+
 TEMP_PREFIX = ".kp-tmp-"
 OLD_PREFIX = ".kp-old-"
 
@@ -292,8 +295,6 @@ def read_json(path):
 
 
 def save_npy(path, array):
-    import numpy as np
-
     with atomic_path(path, ".npy") as temporary:
         np.save(temporary, array)
 
@@ -304,11 +305,28 @@ def check_finite_weights(model, path):
     finite.check_finite_weights(model, f"to write to {path}")
 
 
+def check_room(model, path):
+    """OSError(ENOSPC) before writing `model`'s variables (and its
+    optimizer's) next to `path` when the disk has less room than they take:
+    an HDF5 writer that runs out of space mid-file cannot be closed cleanly
+    and crashes the interpreter at exit."""
+    import errno
+
+    variables = list(model.variables) + list(getattr(getattr(model, "optimizer", None), "variables", []))
+    needed = sum(4 * int(np.prod(v.shape)) for v in variables) * 1.1 + (1 << 20)  # float32 or smaller
+    folder = ensure_parent(path)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free, about {int(needed)} "
+                      f"needed to write {os.path.basename(os.fspath(path))})")
+
+
 def save_weights(model, path):
     """`model.save_weights` (a `.weights.h5` path), atomically."""
     if not os.fspath(path).endswith(".weights.h5"):
         raise ValueError(f"Expected a path ending in '.weights.h5'. Received: path={path}")
     check_finite_weights(model, path)
+    check_room(model, path)
     with atomic_path(path, ".weights.h5") as temporary:
         model.save_weights(temporary)
 
@@ -318,6 +336,7 @@ def save_model(model, path):
     if not os.fspath(path).endswith(".keras"):
         raise ValueError(f"Expected a path ending in '.keras'. Received: path={path}")
     check_finite_weights(model, path)
+    check_room(model, path)
     with atomic_path(path, ".keras") as temporary:
         model.save(temporary)
 

@@ -176,3 +176,21 @@ def test_a_failed_write_closes_what_h5py_held_open_on_its_temporary(tmp_path):
             raise OSError(28, "No space left on device")
     assert not held[0].id.valid
     assert os.listdir(tmp_path) == []
+
+
+def test_weights_are_not_started_on_a_disk_without_room_for_them(tmp_path, monkeypatch):
+    import collections
+    import errno
+
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1000)])  # 20 KB of float32
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage(2 << 20, 2 << 20, 1 << 20))
+    with pytest.raises(OSError) as error:
+        io.save_weights(model, tmp_path / "w.weights.h5")
+    assert error.value.errno == errno.ENOSPC and "w.weights.h5" in str(error.value)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage(4 << 20, 0, 4 << 20))
+    io.save_weights(model, tmp_path / "w.weights.h5")
+    assert os.listdir(tmp_path) == ["w.weights.h5"]
