@@ -173,3 +173,15 @@ def test_evaluate_rank_of_a_python_list():
     assert as_list["mAP"] == as_array["mAP"] == 1.0
     with pytest.raises(ValueError, match="distmat"):
         evaluate_rank([[0.1, 0.9], [0.8]], *ids)
+
+
+def test_bootstrap_interval_of_the_mean_matches_the_normal_approximation():
+    bootstrap_interval = evaluation.bootstrap_interval
+    values = np.random.default_rng(1).uniform(0, 1, size=400)
+    low, high = bootstrap_interval(values)
+    half_width = 1.96 * values.std() / np.sqrt(len(values))  # the central limit theorem's
+    assert low < values.mean() < high
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert bootstrap_interval([0.3, np.nan, 0.3]) == pytest.approx((0.3, 0.3))  # skipped queries dropped
+    with pytest.raises(ValueError, match="at least one finite value"):
+        bootstrap_interval([np.nan])
