@@ -153,11 +153,13 @@ class TestPASSPretrainer:
 
 def test_loss_falls_on_a_fixed_tiny_set(tmp_path):
     """`model.fit(make_pass_dataset(...))` on 8 generated images, one fixed
-    batch of crops: the loss falls over a few dozen steps. Centers start at
-    zero, so for the first ~15 steps the teacher sharpens on whatever is
-    common to all images and its entropy (hence the loss) first rises while
-    the centers catch up; the test compares the end with that peak, and the
-    student's part of the loss (loss - teacher entropy) with its own peak."""
+    batch of crops, 40 steps: the student learns. Its part of the loss
+    (loss - teacher entropy, the KL to the teacher) and the loss end below
+    those of the same run from the same initial weights with no update
+    (lr 0: only the centers move). The
+    total loss is not compared with its own start: centers begin at zero,
+    so the teacher's entropy first moves with the centers, in a direction
+    that depends on the initial weights."""
     import tensorflow as tf
 
     from keras_pass.data.synthetic import write_unlabeled
@@ -169,13 +171,19 @@ def test_loss_falls_on_a_fixed_tiny_set(tmp_path):
                               local_crops_per_part=2, view_augmentations="none", seed=0, shuffle=False)
     fixed = tf.data.Dataset.from_tensors(next(iter(crops))).repeat()
     model = tiny_pretrainer()
+    initial = model.get_weights()
     model.compile(optimizer=ScheduledAdamW(learning_rate=1e-3))
     history = model.fit(fixed, epochs=40, steps_per_epoch=1, verbose=0).history  # one step per epoch
-    loss = np.array(history["loss"])
+    control = tiny_pretrainer()
+    control.set_weights(initial)
+    control.compile(optimizer=ScheduledAdamW(learning_rate=0.0))
+    controlled = control.fit(fixed, epochs=40, steps_per_epoch=1, verbose=0).history
+    loss, without_updates = np.array(history["loss"]), np.array(controlled["loss"])
     student_part = loss - np.array(history["teacher_entropy"])
+    control_student_part = without_updates - np.array(controlled["teacher_entropy"])
     assert np.all(np.isfinite(loss))
-    assert loss[-5:].mean() < 0.85 * loss[:20].max(), loss
-    assert student_part[-5:].mean() < 0.2 * student_part.max(), student_part
+    assert loss[-5:].mean() < 0.85 * without_updates[-5:].mean(), (loss, without_updates)
+    assert student_part[-5:].mean() < 0.5 * control_student_part[-5:].mean(), (student_part, control_student_part)
 
 
 def test_scheduled_adamw_steps_equal_keras_adamw():
