@@ -240,28 +240,3 @@ once_under_tensorflow = pytest.mark.skipif(
     keras.config.backend() != "tensorflow",
     reason="backend-independent or covered per stage: run once, under the TensorFlow backend",
 )
-
-
-# === The release's initialisation (tests/models) ===
-
-def assert_independent_with_spreads(weights, expected_std):
-    """`weights`: {name: array}; `expected_std`: {name: the release's std}
-    (0 for constants). Every weight's sample std is within a few percent (or
-    5 sampling standard errors for small weights) of the expected one, and
-    no two random weights are copies or scaled copies of each other (the
-    flattened prefixes of any two are uncorrelated)."""
-    random = {}
-    for name, value in weights.items():
-        std = expected_std[name]
-        if std == 0:
-            assert np.all(value == value.flat[0]), name
-            continue
-        tolerance = max(0.03, 5 / np.sqrt(2 * value.size))
-        assert abs(value.std() / std - 1) < tolerance, (name, value.std(), std)
-        random[name] = value.ravel()
-    names = sorted(random)
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            n = min(len(random[first]), len(random[second]), 4096)
-            correlation = np.corrcoef(random[first][:n], random[second][:n])[0, 1]
-            assert abs(correlation) < 6 / np.sqrt(n) + 0.05, (first, second, correlation)

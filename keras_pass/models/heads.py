@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_pass.models.layers import gelu, release_normal, torch_default_uniform
+from keras_pass.models.layers import gelu
 
 
 RELEASE_OUT_DIM = 65536  # prototypes per head in every released PASS/DINO model
@@ -40,7 +40,7 @@ class DINOHead(keras.layers.Layer):
         self.mlp = [
             keras.layers.Dense(
                 width,
-                kernel_initializer=release_normal(),
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
                 dtype=self.dtype_policy,
                 name=f"mlp_{i}",
             )
@@ -54,7 +54,9 @@ class DINOHead(keras.layers.Layer):
             shape = (*shape[:-1], dense.units)
         # PyTorch's default Linear init; only the direction matters here.
         self.last_layer = self.add_weight(
-            (self.bottleneck_dim, self.out_dim), torch_default_uniform(self.bottleneck_dim), name="last_layer"
+            (self.bottleneck_dim, self.out_dim),
+            keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+            name="last_layer",
         )
 
     def call(self, x):

@@ -1,10 +1,4 @@
-"""Layers of the PASS ViT backbone, each serialisable with `get_config`.
-
-Initialisation as the release. A Keras initializer instance without a seed
-draws the same values at every call, so each weight gets its own instance
-(seeded from Keras' global generator: `keras.utils.set_random_seed` makes a
-model reproducible).
-"""
+"""Layers of the PASS ViT backbone, each serialisable with `get_config`."""
 
 import keras
 import numpy as np
@@ -17,19 +11,8 @@ INTERPOLATION_MODES = ("resize_only", "always")
 GRID_KEY = "grid_shape"  # saved beside the embedding's variables
 
 
-def release_normal(stddev=0.02):
-    """The release's `trunc_normal_(std=0.02)` (Linear weights, tokens,
-    position embeddings). It cuts at +-2 in absolute value, i.e. at 100
-    standard deviations: a plain normal (Keras' `TruncatedNormal` cuts at 2
-    standard deviations, a 12% smaller spread)."""
-    return keras.initializers.RandomNormal(stddev=stddev)
-
-
-def torch_default_uniform(fan_in):
-    """PyTorch's default Conv2d/Linear init of a weight or bias with `fan_in`
-    inputs: uniform in +-1/sqrt(fan_in)."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return keras.initializers.RandomUniform(-bound, bound)
+def _trunc_normal(stddev=0.02):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 # Exact (erf) GELU in float32, as PyTorch's `nn.GELU()`: under
@@ -85,21 +68,22 @@ class PatchEmbedding(keras.layers.Layer):
         self.hidden_dim = hidden_dim
         self.patch_size = patch_size
         self.stride = stride
+        # PyTorch's default Conv2d init (kaiming-uniform, a=sqrt(5)).
+        torch_default = keras.initializers.VarianceScaling(
+            1.0 / 3.0, mode="fan_in", distribution="uniform"
+        )
         self.projection = keras.layers.Conv2D(
             hidden_dim,
             kernel_size=patch_size,
             strides=stride,
             padding="valid",
+            kernel_initializer=torch_default,
+            bias_initializer=torch_default,
             dtype=self.dtype_policy,
             name="projection",
         )
 
     def build(self, input_shape):
-        # PyTorch's default Conv2d init, the bias too: both uniform in
-        # +-1/sqrt(fan_in), fan_in = channels x patch area (known here).
-        fan_in = input_shape[-1] * self.patch_size**2
-        self.projection.kernel_initializer = torch_default_uniform(fan_in)
-        self.projection.bias_initializer = torch_default_uniform(fan_in)
         self.projection.build(input_shape)
 
     def call(self, images):
@@ -159,12 +143,15 @@ class PartTokenEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         d = self.hidden_dim
         n = self.grid_shape[0] * self.grid_shape[1]
-        self.cls_token = self.add_weight((1, d), release_normal(), name="cls_token")
-        self.part_tokens = self.add_weight((self.num_parts, d), release_normal(), name="part_tokens")
+        init = _trunc_normal()
+        self.cls_token = self.add_weight((1, d), init, name="cls_token")
+        self.part_tokens = self.add_weight(
+            (self.num_parts, d), init, name="part_tokens"
+        )
         # The official model never initialises cls_pos: it stays at zero.
         self.cls_pos = self.add_weight((1, d), "zeros", name="cls_pos")
-        self.part_pos = self.add_weight((self.num_parts, d), release_normal(), name="part_pos")
-        self.pos_embed = self.add_weight((n, d), release_normal(), name="pos_embed")
+        self.part_pos = self.add_weight((self.num_parts, d), init, name="part_pos")
+        self.pos_embed = self.add_weight((n, d), init, name="pos_embed")
 
     def patch_positions(self, grid_shape):
         grid_shape = tuple(grid_shape)
@@ -261,7 +248,7 @@ class TransformerBlock(keras.layers.Layer):
         def dense(units, name, stddev=0.02):
             return keras.layers.Dense(
                 units,
-                kernel_initializer=release_normal(stddev),
+                kernel_initializer=_trunc_normal(stddev),
                 dtype=self.dtype_policy,
                 name=name,
             )

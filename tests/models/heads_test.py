@@ -32,26 +32,3 @@ class TestDINOHead:
         assert np.abs(out).max() <= 1.0 + 1e-5
         head.last_layer.assign(v * np.linspace(0.5, 3.0, 10))  # per-prototype gains
         np.testing.assert_allclose(to_numpy(head(self.x)), out, atol=1e-5)
-
-
-def test_fresh_heads_are_independent_with_the_release_spreads():
-    """The release's DINOHead init: Linear trunc_normal_(std=0.02) (cut at
-    +-2 absolute, so std 0.02) with zero biases; the weight-normalised last
-    layer keeps PyTorch's Linear default, uniform +-1/sqrt(bottleneck)."""
-    import keras
-
-    from tests.helpers import assert_independent_with_spreads
-
-    keras.utils.set_random_seed(0)
-    weights, spreads = {}, {}
-    for name in ("cls_head", "part1_head"):
-        head = DINOHead(out_dim=2048, hidden_dim=512, bottleneck_dim=256, name=name)
-        head.build((None, 384))
-        for variable in head.weights:
-            weights[variable.path] = to_numpy(variable)
-            if variable.path.endswith("last_layer"):
-                spreads[variable.path] = 1 / np.sqrt(256) / np.sqrt(3)
-            else:
-                spreads[variable.path] = 0.02 if variable.path.endswith("kernel") else 0.0
-    assert len(weights) == 14
-    assert_independent_with_spreads(weights, spreads)
