@@ -8,7 +8,6 @@ heads, necks and classifiers are reported as unused.
 
 import argparse
 import dataclasses
-import os
 import re
 
 import numpy as np

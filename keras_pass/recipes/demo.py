@@ -24,15 +24,31 @@ hyper-parameters (in `DEMO_CONFIGS`) differ from the release where minutes
 of CPU need them to: see the comments there.
 """
 
+import csv
 import dataclasses
 import json
 import os
 import time
 
+import keras
 import numpy as np
 
+from keras_pass import io
+from keras_pass.data import synthetic
+from keras_pass.models.attention import attention_report
+from keras_pass.models.backbone import PASSBackbone
+from keras_pass.plots import plot_attention_grid, plot_training_curves
+from keras_pass.pretraining.augment import dino_view_augmentations
 from keras_pass.recipes.demo_measures import evaluate_retrieval, labelled_people, run_part_probe
-from keras_pass.recipes.demo_report import STARTS, TITLES, format_table
+from keras_pass.recipes.demo_report import STARTS, TITLES, format_table, probe_table
+from keras_pass.recipes.finetune import FinetuneConfig, finetune
+from keras_pass.recipes.pretrain import PretrainConfig, build_backbone, pretrain
+from keras_pass.reid.data import load_images
+from keras_pass.reid.datasets import market1501
+from keras_pass.reid.evaluation import bootstrap_interval, pairwise_distance
+from keras_pass.reid.features import evaluate_model, extract_features
+from keras_pass.reid.visualize import plot_ranking
+from keras_pass.runs import write_run_record
 
 _FULL = {
     # Plain grey backgrounds: in minutes of pre-training, coloured per-view
@@ -102,9 +118,6 @@ def _stage(number, total, text):
 
 def write_demo_data(data_dir, sizes, image_size, seed=0):
     """Generated Market-1501 and LUPerson-style folders (kept if present)."""
-    from keras_pass import io
-    from keras_pass.data import synthetic
-
     market = os.path.join(data_dir, "market1501")
     unlabeled = os.path.join(data_dir, "luperson")
     if not os.path.isdir(market):
@@ -124,8 +137,6 @@ def write_demo_data(data_dir, sizes, image_size, seed=0):
 def knn_results(backbone, dataset):
     """Retrieval with the backbone's concat(CLS, mean PART) feature, no labels
     used (the backbone's preprocessing: ImageNet statistics, as pre-training)."""
-    from keras_pass.reid.features import evaluate_model
-
     return evaluate_model(backbone, dataset.query, dataset.gallery, verbose=False)
 
 
@@ -134,11 +145,6 @@ def attention_picture(backbone, dataset, path, probe=None, num_shown=6, num_meas
     beside the maps; returns (shares, chances) per part, averaged over
     `num_measured` query images (with 6, which images are drawn moves a
     share by several points)."""
-    from keras_pass.models.attention import attention_report
-    from keras_pass.plots import plot_attention_grid
-    from keras_pass.recipes.demo_report import probe_table
-    from keras_pass.reid.data import load_images
-
     step = max(1, len(dataset.query) // num_measured)
     images = load_images(list(dataset.query.paths[::step][:num_measured]), backbone.image_shape[:2])
     maps, shares, chances = attention_report(backbone, images)
@@ -152,7 +158,6 @@ def _summary(results):
     summary = {"mAP": float(results["mAP"]), "rank1": float(results["cmc"][0]),
                "rank5": float(results["cmc"][4]), "mINP": float(results["mINP"])}
     if "query_ap" in results:  # a finished fine-tuning's results.json keeps no per-query APs
-        from keras_pass.reid.evaluation import bootstrap_interval
 
         summary["mAP_interval"] = list(bootstrap_interval(results["query_ap"]))
     return summary
@@ -164,15 +169,11 @@ def _query_ap(results):
 
 def demo_view_augmentations(config):
     """DINO's per-view settings with the demo's colour-preserving overrides."""
-    from keras_pass.pretraining.augment import dino_view_augmentations
-
     views = dino_view_augmentations(config["blur_scale"])
     return {name: {**view, **config["view_overrides"]} for name, view in views.items()}
 
 
 def _pretrain_config(config, data, output_dir, seed, objective="pass"):
-    from keras_pass.recipes.pretrain import PretrainConfig
-
     return PretrainConfig(
         data=data, output_dir=output_dir, arch="vit_tiny", backbone_overrides=config["backbone"],
         image_size=config["image_size"], local_size=config["local_size"],
@@ -183,8 +184,6 @@ def _pretrain_config(config, data, output_dir, seed, objective="pass"):
 
 
 def _finetune(config, market, preset, output_dir, seed, overwrite=False):
-    from keras_pass.recipes.finetune import FinetuneConfig, finetune
-
     settings = dict(config["finetune"])
     return finetune(FinetuneConfig(
         data_root=market, output_dir=output_dir, preset=preset, image_size=config["image_size"],
@@ -193,10 +192,6 @@ def _finetune(config, market, preset, output_dir, seed, overwrite=False):
 
 
 def _curves(pretrain_dirs, finetune_dirs, path):
-    import csv
-
-    from keras_pass.plots import plot_training_curves
-
     curves = {"pre-training loss": {}}
     for title, directory in pretrain_dirs.items():
         with open(os.path.join(directory, "history.json")) as handle:
@@ -213,12 +208,6 @@ def _curves(pretrain_dirs, finetune_dirs, path):
 
 
 def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
-    import keras
-
-    from keras_pass.reid.evaluation import pairwise_distance
-    from keras_pass.reid.features import extract_features
-    from keras_pass.reid.visualize import plot_ranking
-
     model = keras.saving.load_model(os.path.join(model_dir, "final.keras"))
     query_features = extract_features(model, dataset.query.paths, image_size, verbose=False)
     gallery_features = extract_features(model, dataset.gallery.paths, image_size, verbose=False)
@@ -228,16 +217,12 @@ def _ranking_picture(model_dir, dataset, image_size, path, num_queries=6):
 
 
 def _record_run(output_dir, config, seed):
-    from keras_pass.runs import write_run_record
-
     batch = {stage: config[stage]["batch_size"] for stage in ("pretrain", "finetune")}
     return write_run_record(output_dir, {"batch_size": batch, "seed": seed}, "demo")
 
 
 def _previous_metrics(path, mode, seed):
     """What an earlier run of the same demo (mode and seed) recorded."""
-    from keras_pass import io
-
     previous = io.read_json(path) if os.path.isfile(path) else {}
     return previous if previous.get("mode") == mode and previous.get("seed") == seed else {}
 
@@ -252,13 +237,6 @@ def run_demo(output_dir="keras_pass_demo", quick=False, seed=0, overwrite=False)
     (`metrics.json` is written after each stage; the recipes skip finished
     runs); a finished demo does nothing and says so. `overwrite=True`
     redoes everything but the generated data."""
-    import keras
-
-    from keras_pass.models.backbone import PASSBackbone
-    from keras_pass.recipes.pretrain import build_backbone, pretrain
-    from keras_pass import io
-    from keras_pass.reid.datasets import market1501
-
     mode = "quick" if quick else "full"
     config = DEMO_CONFIGS[mode]
     metrics_path = os.path.join(output_dir, "metrics.json")

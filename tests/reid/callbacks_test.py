@@ -11,7 +11,7 @@ from keras_pass.reid.datasets import market1501
 from keras_pass.reid.features import evaluate_model
 from keras_pass.reid.model import ReIDModel
 from keras_pass.reid.optimizers import make_optimizer
-from tests.helpers import TINY_BACKBONE, make_market1501, to_numpy
+from tests.helpers import TINY_BACKBONE, make_market1501
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.normal(size=(16, 64, 32, 3)).astype("float32")
