@@ -52,7 +52,7 @@ LOCK_FILE = "run.lock"
 # Settings a re-run may change and still continue the saved state (docs/runs.md).
 CONTINUABLE = frozenset({
     "epochs", "verbose", "eval_every", "save_freq", "overwrite", "output_dir", "jit_compile",
-    "distribution", "test_batch_size", "rerank", "search",
+    "distribution", "test_batch_size", "rerank", "search", "allow_overlap",
 })
 # Config fields naming the model a run starts from: recorded with a content hash.
 SOURCE_FIELDS = ("preset", "checkpoint")

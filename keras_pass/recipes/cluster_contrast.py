@@ -44,6 +44,7 @@ from keras_pass.reid.features import evaluate_feature_sets, extract_features
 from keras_pass.recipes.config import check_pk_batch, setting
 from keras_pass.loading import load_training_backbone
 from keras_pass.reid.optimizers import L2Adam, ReIDSGD
+from keras_pass.reid.overlap import check_split_overlap
 from keras_pass.reid.progress import fit_verbosity
 from keras_pass.runs import run_recipe
 from keras_pass.uda.clustering import cluster_features
@@ -96,6 +97,8 @@ class USLConfig:
                                      minimum=0.0, maximum=1.0)
     eval_every: int = setting(1, "Evaluate every N epochs (and after the last).", "evaluation", minimum=1)
     test_batch_size: int = setting(128, "Batch size of feature extraction.", "evaluation", minimum=1)
+    allow_overlap: bool = setting(False, "Train and evaluate even when train and query/gallery share "
+                                  "person ids or images (default: refuse, naming them).", "evaluation")
     seed: int = setting(1, "Random seed.", "general", minimum=0)
     jit_compile: object = setting("auto", "Keras jit_compile (auto, True, False).", "hardware", literal=True)
     distribution: str = setting("none", "data_parallel: keras.distribution (JAX) over every device, "
@@ -249,6 +252,7 @@ def _train_usl(config, run):
     dataset = load_dataset(config.dataset, config.data_root, verbose=config.verbose > 0)
     listed = len(dataset.train)
     dataset = check_dataset_images(dataset)  # before training: query/gallery are read only to evaluate
+    check_split_overlap(dataset, config.allow_overlap, verbose=config.verbose > 0)
     model = build_model(config, capacity=len(dataset.train))
     model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
     run.record(config.data_root, listed + len(dataset.query) + len(dataset.gallery))

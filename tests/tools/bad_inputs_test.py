@@ -285,6 +285,8 @@ CASES = [
      "allow_overlap"),
     ("finetune_query_copied_renamed", "finetune --data_root={overlap_renamed} --output_dir={out} "
      "--preset={preset}", "1 query/gallery images equal to train images"),
+    ("usl_query_in_train", "usl --data_root={overlap_same_name} --output_dir={out} --preset={preset}",
+     "allow_overlap"),
 ]
 
 
