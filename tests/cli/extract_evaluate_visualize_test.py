@@ -53,8 +53,8 @@ class TestFinetuneExample:
                      "CMC Rank-1", "CMC Rank-10", "valid queries: 5"):
             assert text in stdout
         outputs = sorted(os.listdir(root / "out"))
-        assert outputs == ["backbone_preset", "best.weights.h5", "best.weights.h5.json",
-                           "final.keras", "history.csv", "results.json", "run.json"]
+        assert outputs == ["backbone_preset", "best.weights.h5", "best.weights.h5.json", "checkpoint",
+                           "final.keras", "history.csv", "results.json", "run.json", "run.lock"]
         with open(root / "out" / "results.json") as handle:
             results = json.load(handle)
         assert 0.0 <= results["final"]["mAP"] <= 1.0 and results["config"]["epochs"] == 2
