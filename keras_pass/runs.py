@@ -231,6 +231,8 @@ class Run:
         return io.read_json(path) if os.path.isfile(path) else None
 
     def start(self):
+        if getattr(self.config, "distribution", None) == "data_parallel":
+            processes.start_multi_process()  # which process writes (and locks) is known from here on
         if processes.is_writer():
             stale = self.lock.acquire()
             if stale:
