@@ -109,7 +109,7 @@ DEMO_CONFIGS = {
 }
 # Wall time of one run on 2 idle CPU cores, measured (commands and load in
 # docs/experiments/demo_diagnosis.md); every help text says these.
-DURATIONS = {"quick": "about 3 minutes", "full": "about 9 minutes"}
+DURATIONS = {"quick": "about 2 minutes", "full": "about 8 minutes"}
 
 
 def _stage(number, total, text):
