@@ -52,10 +52,6 @@ def ensure_parent(path):
     return parent
 
 
-def _is_writer():
-    return is_writer()
-
-
 _SCRATCH = []
 
 
@@ -63,7 +59,7 @@ def _temporary_folder(path):
     """The folder of `path` for the writer; for the other processes of a
     multi-process run a private scratch folder, so that their (discarded)
     temporaries never meet the writer's in the shared output folder."""
-    if _is_writer():
+    if is_writer():
         return os.path.dirname(path)
     if not _SCRATCH:
         import tempfile
@@ -99,7 +95,7 @@ def atomic_path(path, suffix=""):
     temporary = _temporary_name(path, suffix)
     try:
         yield temporary
-        if _is_writer():
+        if is_writer():
             _fsync(temporary)
             os.replace(temporary, path)
     except BaseException:
@@ -120,7 +116,7 @@ def atomic_directory(path):
     os.makedirs(staging)
     try:
         yield staging
-        if not _is_writer():
+        if not is_writer():
             return
         _fsync(staging)
         if os.path.exists(path):
@@ -161,7 +157,7 @@ def recover_directory(path):
     folder back if `path` is missing. Returns True if it did."""
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.dirname(path), os.path.basename(path)
-    if os.path.exists(path) or not os.path.isdir(parent) or not _is_writer():
+    if os.path.exists(path) or not os.path.isdir(parent) or not is_writer():
         return False
     retired = sorted(n for n in os.listdir(parent) if n.startswith(OLD_PREFIX) and n.endswith("-" + name))
     if not retired:
@@ -230,7 +226,7 @@ def run_folder(path):
 def remove_paths(folder, names):
     """Deletes the files and folders `names` of `folder` that exist (a run
     redone with `overwrite`)."""
-    if not _is_writer():
+    if not is_writer():
         return
     for name in names:
         target = os.path.join(folder, name)
@@ -243,7 +239,7 @@ def remove_paths(folder, names):
 def remove_stale_temps(folder):
     """Deletes what killed writers left in `folder` (not recursive); returns
     the removed names."""
-    if not os.path.isdir(folder) or not _is_writer():  # not another's live temporaries
+    if not os.path.isdir(folder) or not is_writer():  # not another's live temporaries
         return []
     removed = []
     for name in os.listdir(folder):
