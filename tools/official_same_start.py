@@ -403,10 +403,9 @@ def run(args, config, seed, output_dir):
           f"{evidence['loss']['release']:.6f}; weights rel diff at start {evidence['start_weights_rel_diff']:.1e}, "
           f"after step 0 {evidence['after_step0_weights_rel_diff']:.1e}; centers after step 0 "
           f"{evidence['after_step0_centers_rel_diff']:.1e}")
-    print("  largest weight rel diffs after step 0:",
-          ", ".join(f"{k} {v:.1e}" for k, v in worst(evidence["after_step0_rel_diff"])))
-    print("  largest gradient rel diffs:", ", ".join(f"{k} {v:.1e}" for k, v in worst(evidence["grad_rel_diff"])))
-    print("  largest step-1 update rel diffs:", ", ".join(f"{k} {v:.1e}" for k, v in worst(evidence["update_rel_diff"])))
+    for title, key in (("weight rel diffs after step 0", "after_step0_rel_diff"),
+                       ("gradient rel diffs", "grad_rel_diff"), ("step-1 update rel diffs", "update_rel_diff")):
+        print(f"  largest {title}:", ", ".join(f"{k} {v:.1e}" for k, v in worst(evidence[key])))
     losses = {"keras": [], "release": []}
     for step in range(2, steps):
         batch = next(batches)

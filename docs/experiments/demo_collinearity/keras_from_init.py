@@ -4,7 +4,7 @@
 # config) from an initial draw of either implementation, views seed 0, 600 steps; logs the
 # teacher's token cosines on query+gallery images every 100 steps.
 import os, sys, time
-import keras, numpy as np
+import keras
 from keras_pass import io
 from keras_pass.recipes.demo import DEMO_CONFIGS, _pretrain_config
 from keras_pass.recipes.pretrain import build_backbone

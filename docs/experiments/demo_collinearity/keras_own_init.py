@@ -3,7 +3,6 @@
 # demo runs it (recipes.pretrain with the demo's _pretrain_config), then the token cosines
 # of its teacher preset measured with both position-embedding semantics.
 import os, sys
-import numpy as np
 from keras_pass import io
 from keras_pass.recipes.demo import DEMO_CONFIGS, _pretrain_config
 from keras_pass.recipes.pretrain import pretrain
