@@ -3,6 +3,8 @@
     KERAS_BACKEND=tensorflow keras-pass demo --seed S --output_dir D     # ours (or --quick)
     KERAS_BACKEND=tensorflow python tools/official_on_demo.py D --official-repo CLONE \\
         [--qkv-init-std 0.1] [--output_dir OUT]
+    KERAS_BACKEND=tensorflow python tools/official_on_demo.py D --official-repo CLONE --same-start \\
+        [--steps N] [--log-every 50] [--data-seed S]   # both from the same initial weights
 
 Imports a local clone of CASIA-IVA-Lab/PASS-reID at run time (nothing of it
 is copied here) and runs ITS `train_one_epoch` (`PASS/main_pass.py`): its
@@ -12,8 +14,14 @@ freezing, cosine schedules (`utils.cosine_scheduler`) and EMA teacher, on
 the demo folder's unlabeled images with the demo's settings (the mode and
 seed in D's metrics.json). Its teacher is converted with keras-pass's
 converter and measured with the demo's instruments (kNN mAP with an
-interval, sibling mAP, part attention, part-probe locality), printed beside
-the demo's own PASS row.
+interval, sibling mAP, part attention, part-probe locality, and the mean
+cosine between the teacher's final-norm [CLS] and [PART1] outputs on query +
+gallery images), printed beside the demo's own PASS row.
+
+`--same-start` (`tools/official_same_start.py`, issue 26 item 6) instead
+starts keras-pass's trainer from the release's initial weights converted,
+runs both in lockstep on the same batches and logs token cosines, the loss
+split per token and the distance between the two teachers over the run.
 
 What has to be adapted, and how:
 - sizes: the demo's ViT (width 96, depth 4, 3 heads, MLP 384, patch 8, qkv
@@ -115,11 +123,16 @@ class _Loader:
 
     def __iter__(self):
         for _ in range(self.steps):
-            batch = next(self.batches)
-            views = [batch["global_crops"][:, i] for i in range(batch["global_crops"].shape[1])]
-            local = batch["local_crops"]  # (B, parts, crops per part, h, w, 3)
-            views += [local[:, p, c] for p in range(local.shape[1]) for c in range(local.shape[2])]
-            yield [self.torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))) for v in views], None
+            yield [self.torch.from_numpy(v) for v in batch_views(next(self.batches))], None
+
+
+def batch_views(batch):
+    """A `make_pass_dataset` batch as the release's 11 NCHW arrays: 2 global,
+    then 3 local crops per region, region by region."""
+    views = [batch["global_crops"][:, i] for i in range(batch["global_crops"].shape[1])]
+    local = batch["local_crops"]  # (B, parts, crops per part, h, w, 3)
+    views += [local[:, p, c] for p in range(local.shape[1]) for c in range(local.shape[2])]
+    return [np.ascontiguousarray(v.transpose(0, 3, 1, 2)) for v in views]
 
 
 def train_official(repo, demo_dir, config, seed, qkv_init_std, threads=1):
@@ -188,14 +201,40 @@ def measure(preset_dir, demo_dir, config, seed):
     _, shares, _ = attention_report(backbone, images)
     return {"mAP": results["mAP"], "mAP_interval": bootstrap_interval(results["query_ap"]),
             "sibling_mAP": sibling["mAP"], "attention": shares.tolist(),
-            "locality": run_part_probe(backbone, dataset, people)["locality"]}
+            "locality": run_part_probe(backbone, dataset, people)["locality"],
+            "pos_embed_interpolation": backbone.pos_embed_interpolation,
+            "cosines": preset_cosines(preset_dir, demo_dir, config)}
+
+
+def preset_cosines(preset_dir, demo_dir, config, count=512):
+    """Mean cos(CLS, PART_i) and cos(PART_i, PART_j) of the preset's
+    final-norm tokens on up to `count` query + gallery images, with each
+    position-embedding semantics: a trainer's teacher preset keeps
+    "always" (resampled on every call, as trained), a converted checkpoint
+    gets "resize_only"; the same weights measured both ways."""
+    from keras_pass.models.backbone import PASSBackbone
+    from official_same_start import eval_images, token_cosines
+
+    images = eval_images(demo_dir, config["image_size"], count)
+    cosines = {}
+    for mode in ("always", "resize_only"):
+        out = PASSBackbone.from_preset(preset_dir, pos_embed_interpolation=mode).encode(images)
+        cosines[mode] = token_cosines(np.asarray(out["cls"]), np.asarray(out["parts"]))
+    return cosines
 
 
 def _row(name, row):
     low, high = row["mAP_interval"]
     shares = "/".join(f"{100 * s:.0f}" for s in row["attention"])
+    cosine = "/".join(f"{row['cosines'][m]['cls-part1']:.2f}" for m in ("always", "resize_only")) \
+        if "cosines" in row else "-"
     return (f"{name:34s} {100 * row['mAP']:5.1f} [{100 * low:4.1f}, {100 * high:4.1f}] "
-            f"{100 * row['sibling_mAP']:8.1f} {shares:>12s} {row['locality']:+9.1f}")
+            f"{100 * row['sibling_mAP']:8.1f} {shares:>12s} {row['locality']:+9.1f} {cosine:>11s}")
+
+
+_HEADER = (f"{'':34s} {'mAP [95% interval]':>19s} {'sibling':>8s} {'attention %':>12s} {'locality':>9s} "
+           f"{'cos CLS-P1*':>11s}\n(* teacher tokens on query + gallery, position embeddings resampled on every "
+           f"call / at the native size only)")
 
 
 def main(argv=None):
@@ -208,7 +247,16 @@ def main(argv=None):
                         help="torch CPU threads; on a 2-core machine shared with other jobs, 2 threads "
                              "ran a step 10-15x slower than 1 (measured)")
     parser.add_argument("--output_dir", help="where the converted teacher and results go (default: "
-                                             "DEMO_DIR/official_qkv<std>)")
+                                             "DEMO_DIR/official_qkv<std>, or DEMO_DIR/same_start_qkv<std>_data<seed>)")
+    same = parser.add_argument_group("--same-start: both implementations from the release's initial weights, "
+                                     "in lockstep on the same batches (tools/official_same_start.py)")
+    same.add_argument("--same-start", action="store_true", help="run the lockstep comparison instead")
+    same.add_argument("--steps", type=int, help="stop after this many steps (default: the demo's whole run)")
+    same.add_argument("--log-every", type=int, default=50, help="steps between logged measures (default 50)")
+    same.add_argument("--data-seed", type=int, help="seed of the views (default: the demo's seed, which "
+                                                    "also draws the initial weights)")
+    same.add_argument("--eval-images", type=int, default=512,
+                      help="query + gallery images of the token cosines (default 512)")
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.official_repo, "PASS", "main_pass.py")):
         parser.error(f"Expected a PASS-reID clone (PASS/main_pass.py). Received: --official-repo={args.official_repo}")
@@ -218,6 +266,8 @@ def main(argv=None):
 
     demo = io.read_json(os.path.join(args.demo_dir, "metrics.json"))
     config, seed = DEMO_CONFIGS[demo["mode"]], demo["seed"]
+    if args.same_start:
+        return _same_start(args, config, seed)
     output_dir = args.output_dir or os.path.join(args.demo_dir, f"official_qkv{args.qkv_init_std}")
     started = time.time()
     state_dict, history = train_official(args.official_repo, args.demo_dir, config, seed, args.qkv_init_std,
@@ -230,13 +280,36 @@ def main(argv=None):
     demo = io.read_json(os.path.join(args.demo_dir, "metrics.json"))  # a demo may finish meanwhile
     for start, name in (("random_init", "random init (the demo's)"), ("pass", "keras-pass PASS (the demo's)")):
         rows[name] = _demo_row(demo, start)
+        demo_preset = os.path.join(args.demo_dir, "pretrain_pass" if start == "pass" else "random_init_preset",
+                                   *(("teacher_preset",) if start == "pass" else ()))
+        if rows[name] and os.path.isdir(demo_preset):
+            rows[name]["cosines"] = preset_cosines(demo_preset, args.demo_dir, config)
     print(f"\n{demo['mode']} demo, seed {seed}: kNN retrieval of the pre-trained teacher (no labels)")
-    print(f"{'':34s} {'mAP [95% interval]':>19s} {'sibling':>8s} {'attention %':>12s} {'locality':>9s}")
+    print(_HEADER)
     for name, row in rows.items():
         print(_row(name, row) if row else f"{name:34s} not in metrics.json yet (demo unfinished)")
     io.write_json(os.path.join(output_dir, "results.json"), {
         "seed": seed, "mode": demo["mode"], "qkv_init_std": args.qkv_init_std, "rows": rows,
         "loss_per_epoch": history, "train_seconds": trained})
+    return 0
+
+
+def _same_start(args, config, seed):
+    """Lockstep run, then the demo's rows for both final teachers."""
+    import official_same_start
+
+    data_seed = seed if args.data_seed is None else args.data_seed
+    output_dir = args.output_dir or os.path.join(args.demo_dir, f"same_start_qkv{args.qkv_init_std}_data{data_seed}")
+    record = official_same_start.run(args, config, seed, output_dir)
+    rows = {f"{name} from the same start": measure(preset, args.demo_dir, config, seed)
+            for name, preset in record["presets"].items()}
+    print(f"\nafter {record['steps']} steps from the same initial weights (seed {seed}, views seed {data_seed})")
+    print(_HEADER)
+    for name, row in rows.items():
+        print(_row(name, row))
+    from keras_pass import io
+
+    io.write_json(os.path.join(output_dir, "results.json"), {**record, "rows": rows})
     return 0
 
 
