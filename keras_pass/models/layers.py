@@ -123,6 +123,10 @@ class PartTokenEmbedding(keras.layers.Layer):
     (the official pre-training model, DINO bicubic, not the identity even at
     the native size); `"resize_only"` adds it unchanged at the native grid and
     resamples the same way otherwise (the official fine-tuning model).
+    Deviation: at the native grid the release's `pos_embed` gets PyTorch's
+    bicubic backward, which ignores the scale factor when the sizes are
+    equal (the identity's gradient, 2-10% off the exact one); here the
+    gradient is the exact one of the same forward (demo_diagnosis.md, 9).
 
     Call with `part_index=None` for a global view (`[CLS, PART_1..L, ...]`) or
     `part_index=i` for a local view of region i (`[CLS, PART_i, ...]`); `i` may
