@@ -233,9 +233,15 @@ def _record_run(output_dir, config, seed):
 
 
 def _previous_metrics(path, mode, seed):
-    """What an earlier run of the same demo (mode and seed) recorded."""
+    """What an earlier run of the same demo (mode and seed) recorded; a
+    ValueError for another mode or seed, whose data (kept even with
+    `overwrite`) and finished pre-trainings would be silently reused."""
     previous = io.read_json(path) if os.path.isfile(path) else {}
-    return previous if previous.get("mode") == mode and previous.get("seed") == seed else {}
+    if previous and (previous.get("mode"), previous.get("seed")) != (mode, seed):
+        raise ValueError(f"Expected an output_dir free of other demos (another --output_dir). Received: "
+                         f"output_dir={os.path.dirname(path)} holding a {previous.get('mode')} demo of seed "
+                         f"{previous.get('seed')}, asked for {mode}, seed {seed}")
+    return previous
 
 
 def run_demo(output_dir="keras_pass_demo", mode="full", seed=0, overwrite=False):
@@ -253,7 +259,8 @@ def run_demo(output_dir="keras_pass_demo", mode="full", seed=0, overwrite=False)
         raise ValueError(f"Expected mode in {MODES}. Received: mode={mode!r}")
     config = DEMO_CONFIGS[mode]
     metrics_path = os.path.join(output_dir, "metrics.json")
-    previous = {} if overwrite else _previous_metrics(metrics_path, mode, seed)
+    previous = _previous_metrics(metrics_path, mode, seed)
+    previous = {} if overwrite else previous
     if "total" in previous.get("timings_s", {}):
         print(f"demo: {output_dir} holds a finished {mode} demo (metrics.json); nothing to do "
               "(--overwrite runs it again).\n\n" + format_table(previous))

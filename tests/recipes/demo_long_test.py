@@ -69,3 +69,18 @@ def test_help_texts_state_every_mode_duration(argv, capsys):
     assert demo.DURATIONS["long"] in text and "--long" in text
     for mode in demo.MODES:
         assert demo.DURATIONS[mode] in text
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_holding_another_modes_demo_is_refused(tmp_path, overwrite):
+    # Its generated data (kept even with overwrite) and finished pre-trainings
+    # would be reused: a long demo would run on the full mode's 300 people.
+    output_dir = tmp_path / "demo"
+    output_dir.mkdir()
+    (output_dir / "metrics.json").write_text('{"mode": "full", "seed": 0}')
+    with pytest.raises(ValueError, match="Expected an output_dir free of other demos.*holding a full demo of "
+                                         "seed 0, asked for long, seed 0"):
+        demo.run_demo(str(output_dir), mode="long", overwrite=overwrite)
+    with pytest.raises(ValueError, match="holding a full demo of seed 0, asked for full, seed 1"):
+        demo.run_demo(str(output_dir), mode="full", seed=1, overwrite=overwrite)
+    assert sorted(p.name for p in output_dir.iterdir()) == ["metrics.json"]
