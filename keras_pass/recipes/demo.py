@@ -119,7 +119,8 @@ DEMO_CONFIGS = {
 }
 MODES = tuple(DEMO_CONFIGS)
 # Wall time of one run on 2 idle CPU cores, measured (commands and load in
-# docs/experiments/demo_diagnosis.md); every help text says these.
+# docs/experiments/demo_diagnosis.md; long: from its CPU time on the loaded
+# machine at the full mode's CPU/wall ratio, section 8); every help text says these.
 DURATIONS = {"quick": "about 2 minutes", "full": "about 8 minutes", "long": "about 20 minutes"}
 
 
