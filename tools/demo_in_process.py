@@ -11,7 +11,7 @@ subprocess.run([sys.executable, "-m", "keras_pass", "demo", "--quick", "--seed",
 metrics = json.load(open(os.path.join(out, "metrics.json")))
 shutil.rmtree(os.path.join(out, "finetune_random_init"))
 from keras_pass.recipes.demo import run_demo
-resumed = run_demo(out, quick=True, seed=3)
+resumed = run_demo(out, mode="quick", seed=3)
 a, b = metrics["random_init_finetuned"], resumed["random_init_finetuned"]
 print("SUB", a); print("INP", b)
 print("DIFF", {k: b[k] - a[k] for k in a})

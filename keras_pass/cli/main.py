@@ -38,7 +38,7 @@ def _presets(argv):
 
 COMMANDS = {
     "demo": (demo.main, "the main job: PASS end to end on generated pedestrians "
-             f"({DEMO_DURATIONS['full']}; --quick: {DEMO_DURATIONS['quick']})"),
+             f"({DEMO_DURATIONS['full']}; --quick: {DEMO_DURATIONS['quick']}; --long: {DEMO_DURATIONS['long']})"),
     "convert": (convert.main, "convert an official PyTorch checkpoint into a preset"),
     "presets": (_presets, "list the named presets and whether they are converted"),
     "pretrain": (pretrain.main, "PASS pre-training on an image folder (examples/pretrain_luperson.py)"),
