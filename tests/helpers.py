@@ -1,8 +1,12 @@
-"""Shared test helpers: one check of shape, config round trip and saving."""
+"""Shared test helpers: tiny configurations and data sets, fresh and\nin-process runs of scripts, simulated devices."""
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import pytest
@@ -63,6 +67,18 @@ def run_python(code, backend, cwd=REPO_ROOT, timeout=600):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
+
+
+def run_script(script, *args, status=0):
+    """`python SCRIPT ARGS...` in this process (`runpy`: the script's own
+    `__main__` block, as users run it): its stdout; it exits `status`."""
+    path = os.path.join(REPO_ROOT, script)
+    stdout = io.StringIO()
+    with mock.patch.object(sys, "argv", [path, *map(str, args)]), contextlib.redirect_stdout(stdout):
+        with pytest.raises(SystemExit) as exit:
+            runpy.run_path(path, run_name="__main__")
+    assert exit.value.code == status, stdout.getvalue()[-4000:]
+    return stdout.getvalue()
 
 
 def other_backend():

@@ -89,4 +89,4 @@ def test_command_line_exports_a_preset_on_any_backend(tmp_path):
                              "--raw-input"], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "batch 5: max abs difference" in result.stdout and os.path.isfile(output)
-    # (a missing model: tests/tools/bad_inputs_test.py)
+    # (a missing model: tests/cli/bad_inputs_test.py)
