@@ -27,37 +27,6 @@ def tree_to_numpy(outputs):
     return {k: to_numpy(v) for k, v in outputs.items()}
 
 
-def run_model_test(cls, init_kwargs, input_data, expected_output_shape, tmp_path):
-    """Builds `cls(**init_kwargs)`, checks output shapes, that
-    `from_config(get_config())` rebuilds an identical model, and that a
-    `.keras` save/load round trip gives identical outputs."""
-    model = cls(**init_kwargs)
-    outputs = model(input_data)
-    shapes = keras.tree.map_structure(lambda x: tuple(x.shape), outputs)
-    assert shapes == expected_output_shape
-
-    config = model.get_config()
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    clone.set_weights(model.get_weights())
-    _assert_trees_close(clone(input_data), outputs)
-
-    path = os.path.join(str(tmp_path), "model.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, cls)
-    _assert_trees_close(restored(input_data), outputs)
-    return model
-
-
-def _assert_trees_close(actual, expected, atol=1e-6):
-    keras.tree.map_structure(
-        lambda a, e: np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=atol),
-        actual,
-        expected,
-    )
-
-
 def run_python(code, backend, cwd=REPO_ROOT, timeout=600):
     """Runs `code` in a fresh interpreter under `backend`; returns stdout."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
