@@ -8,6 +8,10 @@ from keras_pass.models.configs import ARCHITECTURES, arch_config
 from tests.helpers import TINY_BACKBONE, to_numpy, tree_to_numpy
 
 IMAGES = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+# A backend tensor, as keras-hub's own tests pass: `compute_output_spec` (the
+# precision check) gives layers with a `compute_output_shape` the shapes of
+# tensors only, not of NumPy arrays (Keras' Layer.compute_output_spec).
+IMAGES_TENSOR = keras.ops.convert_to_tensor(IMAGES)
 
 
 class TestPASSBackboneWithKerasHubHarness(KerasHubTestCase):
@@ -20,7 +24,7 @@ class TestPASSBackboneWithKerasHubHarness(KerasHubTestCase):
         self.run_backbone_test(
             cls=PASSBackbone,
             init_kwargs=dict(TINY_BACKBONE),
-            input_data=IMAGES,
+            input_data=IMAGES_TENSOR,
             expected_output_shape={"cls": (2, 32), "parts": (2, 3, 32), "tokens": (2, 1 + 3 + 8, 32)},
         )
 

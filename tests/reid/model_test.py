@@ -47,7 +47,9 @@ class TestReIDModelWithKerasHubHarness(KerasHubTestCase):
         self.assertEqual(model.predict(IMAGES, verbose=0).shape, (4, 64))
         self.assertEqual(model.predict(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), verbose=0).shape,
                          (4, 64))
-        self.run_precision_test(ReIDModel, dict(self.init_kwargs), IMAGES)
+        # A backend tensor: `compute_output_spec` gives the backbone's layers the
+        # shapes of tensors only, not of NumPy arrays (Keras' Layer.compute_output_spec).
+        self.run_precision_test(ReIDModel, dict(self.init_kwargs), keras.ops.convert_to_tensor(IMAGES))
 
     def test_saved_model(self):
         self.run_model_saving_test(cls=ReIDModel, init_kwargs=self.init_kwargs, input_data=IMAGES)
