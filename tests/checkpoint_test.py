@@ -1,6 +1,6 @@
 """`keras_pass.checkpoint`: the one training checkpoint, in-process on a
 tiny fine-tuning model (the fresh-process kill tests of each recipe are in
-tests/pretraining/exact_resume_test.py, tests/recipes/finetune_test.py
+tests/recipes/pretrain_test.py, tests/recipes/finetune_test.py
 and tests/uda/trainer_test.py)."""
 
 import os

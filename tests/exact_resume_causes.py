@@ -30,7 +30,7 @@ from keras_pass.recipes import finetune as finetune_recipe  # noqa: E402
 from keras_pass.recipes import pretrain as pretrain_recipe  # noqa: E402
 from tests.helpers import TINY_BACKBONE, make_market1501  # noqa: E402
 from tests.kill_points import KILL_STATUS  # noqa: E402
-from tests.pretraining.tiny_recipe_run import tiny_config as pretrain_config  # noqa: E402
+from tests.recipes.tiny_pretrain_run import tiny_config as pretrain_config  # noqa: E402
 from tests.recipes.tiny_finetune_run import tiny_config as finetune_config  # noqa: E402
 
 
@@ -127,7 +127,7 @@ def pretraining_rows(out):
     reference = {"weights": _flat(os.path.join(out, "pretrain_reference", "student_preset")), "losses": losses}
     killed = os.path.join(out, "pretrain_killed")
     # After step 3, before its epoch-end checkpoint: resumes from step 2 (mid fit epoch 1, mid data epoch 1).
-    _kill("tests.pretraining.tiny_recipe_run", [data, killed], step=3)
+    _kill("tests.recipes.tiny_pretrain_run", [data, killed], step=3)
     return _resumes(killed, PRETRAIN_VARIANTS, run, "student_preset", reference, start)
 
 

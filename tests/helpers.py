@@ -1,8 +1,12 @@
-"""Shared test helpers: one check of shape, config round trip and saving."""
+"""Shared test helpers: tiny configurations and data sets, fresh and\nin-process runs of scripts, simulated devices."""
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import pytest
@@ -23,37 +27,6 @@ def tree_to_numpy(outputs):
     return {k: to_numpy(v) for k, v in outputs.items()}
 
 
-def run_model_test(cls, init_kwargs, input_data, expected_output_shape, tmp_path):
-    """Builds `cls(**init_kwargs)`, checks output shapes, that
-    `from_config(get_config())` rebuilds an identical model, and that a
-    `.keras` save/load round trip gives identical outputs."""
-    model = cls(**init_kwargs)
-    outputs = model(input_data)
-    shapes = keras.tree.map_structure(lambda x: tuple(x.shape), outputs)
-    assert shapes == expected_output_shape
-
-    config = model.get_config()
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    clone.set_weights(model.get_weights())
-    _assert_trees_close(clone(input_data), outputs)
-
-    path = os.path.join(str(tmp_path), "model.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, cls)
-    _assert_trees_close(restored(input_data), outputs)
-    return model
-
-
-def _assert_trees_close(actual, expected, atol=1e-6):
-    keras.tree.map_structure(
-        lambda a, e: np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=atol),
-        actual,
-        expected,
-    )
-
-
 def run_python(code, backend, cwd=REPO_ROOT, timeout=600):
     """Runs `code` in a fresh interpreter under `backend`; returns stdout."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -63,6 +36,18 @@ def run_python(code, backend, cwd=REPO_ROOT, timeout=600):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
+
+
+def run_script(script, *args, status=0):
+    """`python SCRIPT ARGS...` in this process (`runpy`: the script's own
+    `__main__` block, as users run it): its stdout; it exits `status`."""
+    path = os.path.join(REPO_ROOT, script)
+    stdout = io.StringIO()
+    with mock.patch.object(sys, "argv", [path, *map(str, args)]), contextlib.redirect_stdout(stdout):
+        with pytest.raises(SystemExit) as exit:
+            runpy.run_path(path, run_name="__main__")
+    assert exit.value.code == status, stdout.getvalue()[-4000:]
+    return stdout.getvalue()
 
 
 def other_backend():

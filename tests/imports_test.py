@@ -6,6 +6,12 @@ import os
 
 import pytest
 
+from tests.helpers import once_under_tensorflow
+
+# Reads the source's import statements, runs none of it: the backend cannot change what is checked
+# here.
+pytestmark = once_under_tensorflow
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Lowest first. A module may import its own layer and the ones before it;

@@ -2,6 +2,11 @@ import numpy as np
 from PIL import Image
 
 from keras_pass.plots import plot_attention_grid, plot_training_curves
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.plots` draws with matplotlib, no Keras op: the backend cannot change what is checked
+# here.
+pytestmark = once_under_tensorflow
 
 
 def _width(path):

@@ -20,7 +20,7 @@ from keras_pass.data.synthetic import write_unlabeled
 from keras_pass.recipes.config import setting
 from keras_pass.recipes.pretrain import pretrain
 from tests.helpers import REPO_ROOT
-from tests.pretraining.tiny_recipe_run import tiny_config
+from tests.recipes.tiny_pretrain_run import tiny_config
 
 
 @dataclasses.dataclass

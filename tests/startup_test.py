@@ -1,5 +1,5 @@
 """`keras_pass.startup`: what runs before Keras loads. The fresh-process view
-(no TensorFlow line in a command's output) is in tests/tools/bad_inputs_test.py."""
+(no TensorFlow line in a command's output) is in tests/cli/bad_inputs_test.py."""
 
 import os
 

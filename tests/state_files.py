@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import h5py
@@ -32,15 +33,36 @@ IGNORED = ("logs",)  # TensorBoard event files carry wall-clock times
 RUN_RECORD = "run.json"  # the record of each start: a resumed run adds its own
 
 
-def run_fresh(module, args, expect=0, **environment):
-    """`python -m module args` in a fresh process (`environment`: the
-    kill hooks' variables); asserts its exit status."""
+def start_fresh(module, args, **environment):
+    """Starts `python -m module args` in a fresh process (`environment`: the
+    kill hooks' variables); `finish_fresh` waits for it. Meanwhile this
+    process can run the uninterrupted reference: the cores do both. Its
+    output goes to a file (a pipe nobody reads could fill and stall it)."""
     from tests.helpers import REPO_ROOT
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT, **environment}
-    result = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == expect, result.stderr[-3000:]
+    log = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=REPO_ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log = log
+    return process
+
+
+def finish_fresh(process, expect=0):
+    """Waits for a `start_fresh` process; asserts its exit status."""
+    try:
+        process.wait(timeout=600)
+    finally:
+        process.kill()
+    process.log.seek(0)
+    output = process.log.read()
+    process.log.close()
+    assert process.returncode == expect, output[-3000:]
+
+
+def run_fresh(module, args, expect=0, **environment):
+    """`python -m module args` in a fresh process; asserts its exit status."""
+    finish_fresh(start_fresh(module, args, **environment), expect)
 
 
 def interrupted_writes(folder):

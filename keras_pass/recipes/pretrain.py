@@ -21,7 +21,7 @@ The folder is a run folder (`keras_pass.runs`, docs/runs.md): locked,
 its settings recorded in `run.json`. Re-running with the same
 `output_dir` resumes exactly: the whole state of
 the last saved step and the data stream at that step (bit-identical to an
-uninterrupted run: tests/pretraining/exact_resume_test.py); re-running a
+uninterrupted run: tests/recipes/pretrain_test.py); re-running a
 finished run does nothing (`overwrite=True` trains again). Defaults reproduce
 `PASS/script/vit-s_full_lup-pass.sh` (with the global batch you choose; the
 release used 8 x 128).

@@ -32,8 +32,8 @@ FEATURE_FUSIONS = ("cat", "mean", "cls_only", "parts_only")
 TEST_FEATURES = ("before", "after")
 
 
-def _neck(name):
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+def _neck(name, dtype):
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_pass")
@@ -72,12 +72,14 @@ class ReIDModel(keras.Model):
         self.test_feature = test_feature
         self.reid_loss = ReIDLoss(id_loss_weight, triplet_loss_weight, label_smoothing, triplet_margin)
         if multi_neck:
-            self.cls_neck = _neck("cls_neck")
-            self.part_necks = [_neck(f"part_neck_{i}") for i in range(backbone.num_parts)]
+            # The model's own dtype policy (a mixed-precision model loaded where the
+            # global policy is float32 keeps its heads in the policy it was saved with).
+            self.cls_neck = _neck("cls_neck", self.dtype_policy)
+            self.part_necks = [_neck(f"part_neck_{i}", self.dtype_policy) for i in range(backbone.num_parts)]
         else:
-            self.neck = _neck("neck")
+            self.neck = _neck("neck", self.dtype_policy)
         self.classifier = keras.layers.Dense(
-            num_classes, use_bias=False, name="classifier",
+            num_classes, use_bias=False, dtype=self.dtype_policy, name="classifier",
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
         )
         self.id_loss_tracker = keras.metrics.Mean(name="id_loss")

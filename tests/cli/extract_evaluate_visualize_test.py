@@ -1,13 +1,8 @@
 """The example script and the tools' `main(argv)`, in-process (`runpy`:
 the script's own `__main__` block, as users run it)."""
 
-import contextlib
-import io
 import json
 import os
-import runpy
-import sys
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,18 +11,7 @@ from keras_pass.models.backbone import PASSBackbone
 from keras_pass.cli import evaluate, extract, visualize
 from keras_pass.reid.evaluation import evaluate_rank, pairwise_distance
 from keras_pass.reid.features import load_feature_set
-from tests.helpers import REPO_ROOT, TINY_BACKBONE, make_market1501, once_under_tensorflow
-
-
-def run_script(script, *args):
-    """`python SCRIPT ARGS...`: its stdout; the script exits 0."""
-    path = os.path.join(REPO_ROOT, script)
-    stdout = io.StringIO()
-    with mock.patch.object(sys, "argv", [path, *map(str, args)]), contextlib.redirect_stdout(stdout):
-        with pytest.raises(SystemExit) as exit:
-            runpy.run_path(path, run_name="__main__")
-    assert exit.value.code == 0, stdout.getvalue()[-4000:]
-    return stdout.getvalue()
+from tests.helpers import TINY_BACKBONE, make_market1501, once_under_tensorflow, run_script
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,11 @@ import pytest
 
 from keras_pass.data import synthetic
 from keras_pass.reid.datasets import market1501
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.data.synthetic` draws images with NumPy and writes files, no Keras op: the backend
+# cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def test_siblings_differ_in_exactly_one_part():

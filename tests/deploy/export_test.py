@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -8,6 +6,7 @@ import pytest
 
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.backend import kernels
+from keras_pass.cli.main import main as cli_main
 from keras_pass.deploy import export as export_module
 from keras_pass.deploy.export import FORMATS, export_feature_extractor, feature_extractor, load_exported
 from keras_pass.models.image_converter import PASSImageConverter
@@ -79,14 +78,19 @@ def test_parity_failure_and_bad_arguments(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_command_line_exports_a_preset_on_any_backend(tmp_path):
-    """`keras-pass export` re-runs itself under TensorFlow when needed."""
+def test_command_line_exports_a_preset_on_any_backend(tmp_path, capfd, monkeypatch):
+    """`keras-pass export` in this process; under another backend it re-runs
+    itself under TensorFlow (that fresh process is the point)."""
     preset = str(tmp_path / "preset")
     PASSBackbone(**TINY_BACKBONE).save_to_preset(preset)
-    env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    monkeypatch.setenv("PYTHONPATH", REPO_ROOT)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     output = str(tmp_path / "model.onnx")
-    result = subprocess.run([sys.executable, "-m", "keras_pass", "export", preset, output, "--format", "onnx",
-                             "--raw-input"], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "batch 5: max abs difference" in result.stdout and os.path.isfile(output)
-    # (a missing model: tests/tools/bad_inputs_test.py)
+    capfd.readouterr()
+    status = cli_main(["export", preset, output, "--format", "onnx", "--raw-input"])
+    printed = capfd.readouterr()  # the file descriptors: the re-run's lines too
+    assert status == 0, printed.err[-3000:]
+    assert "batch 5: max abs difference" in printed.out and os.path.isfile(output)
+    rerun = "export: writing with the TensorFlow backend" in printed.out
+    assert rerun == (keras.config.backend() != "tensorflow")
+    # (a missing model: tests/cli/bad_inputs_test.py)

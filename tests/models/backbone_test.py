@@ -1,25 +1,41 @@
 import keras
 import numpy as np
 import pytest
+from keras_hub.src.tests.test_case import TestCase as KerasHubTestCase
 
 from keras_pass.models.backbone import PASSBackbone
 from keras_pass.models.configs import ARCHITECTURES, arch_config
-from tests.helpers import TINY_BACKBONE, run_model_test, to_numpy, tree_to_numpy
+from tests.helpers import TINY_BACKBONE, to_numpy, tree_to_numpy
+
+IMAGES = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+# A backend tensor, as keras-hub's own tests pass: `compute_output_spec` (the
+# precision check) gives layers with a `compute_output_shape` the shapes of
+# tensors only, not of NumPy arrays (Keras' Layer.compute_output_spec).
+IMAGES_TENSOR = keras.ops.convert_to_tensor(IMAGES)
+
+
+class TestPASSBackboneWithKerasHubHarness(KerasHubTestCase):
+    """keras-hub's checks of a backbone: config and serialization round
+    trips, eager call, compiled and tf.data `predict`, the name, mixed
+    precision (every weight, sublayer and output in the policy's dtypes),
+    int8/float8 quantization of the Dense layers, and a `.keras` round trip."""
+
+    def test_backbone_basics(self):
+        self.run_backbone_test(
+            cls=PASSBackbone,
+            init_kwargs=dict(TINY_BACKBONE),
+            input_data=IMAGES_TENSOR,
+            expected_output_shape={"cls": (2, 32), "parts": (2, 3, 32), "tokens": (2, 1 + 3 + 8, 32)},
+        )
+
+    def test_saved_model(self):
+        self.run_model_saving_test(cls=PASSBackbone, init_kwargs=dict(TINY_BACKBONE), input_data=IMAGES)
 
 
 class TestPASSBackbone:
     def setup_method(self):
         self.init_kwargs = dict(TINY_BACKBONE)
-        self.images = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
-
-    def test_backbone_basics(self, tmp_path):
-        run_model_test(
-            PASSBackbone,
-            self.init_kwargs,
-            self.images,
-            {"cls": (2, 32), "parts": (2, 3, 32), "tokens": (2, 1 + 3 + 8, 32)},
-            tmp_path,
-        )
+        self.images = IMAGES
 
     def test_encode_native_size_matches_functional_call(self):
         backbone = PASSBackbone(**self.init_kwargs)

@@ -118,7 +118,7 @@ def test_command_line(tmp_path, capsys):
     assert "unused checkpoint keys (2)" in capsys.readouterr().out
     _assert_parity(PASSBackbone.from_preset(str(out)), reference)
 
-    # in-process (a missing .pth: tests/tools/bad_inputs_test.py)
+    # in-process (a missing .pth: tests/cli/bad_inputs_test.py)
     assert cli_main(["convert", path, str(tmp_path / "bad"), "--arch", "vit_small"]) == 2
     refused = capsys.readouterr().err
     assert "error:" in refused and "mismatch" in refused

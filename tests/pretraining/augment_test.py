@@ -7,6 +7,11 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_pass.pretraining import augment
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.pretraining.augment` is stateless tf ops in tf.data, no Keras op: the backend cannot
+# change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def _seed(value):

@@ -14,9 +14,16 @@ from keras_pass.errors import EXIT_NON_FINITE_LOSS, NonFiniteLossError
 from keras_pass import io
 from keras_pass.checkpoint import read_state
 from tests.helpers import TINY_BACKBONE
-from tests.state_files import assert_same_numbers, assert_same_state_files, interrupted_writes, run_fresh
+from tests.state_files import (
+    assert_same_numbers,
+    assert_same_state_files,
+    finish_fresh,
+    interrupted_writes,
+    run_fresh,
+    start_fresh,
+)
 from tests.kill_points import KILL_STATUS
-from tests.uda.tiny_usl_run import kill_test_config
+from tests.recipes.tiny_usl_run import kill_test_config
 from tests.recipes.finetune_test import all_finite, digests
 
 
@@ -38,7 +45,6 @@ def tiny_config(config_class, data, preset, output_dir, **kwargs):
                         **{**settings, **kwargs})
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_usl_with_a_huge_lr_stops_and_writes_no_non_finite_file(target, tmp_path, capsys):
     data, preset = target
@@ -62,8 +68,11 @@ def test_usl_runs_and_a_killed_run_resumes_bit_identical(target, tmp_path):
     resumed: the same checkpoint, best weights, preset and epoch entries as
     the uninterrupted run."""
     data, preset = target
-    reference = tmp_path / "reference"
+    reference, run = tmp_path / "reference", tmp_path / "killed"
+    # killed after the first step of epoch 2; the reference runs here meanwhile
+    killed = start_fresh("tests.recipes.tiny_usl_run", (data, preset, run), KERAS_PASS_KILL_AT_STEP="3")
     history = train_usl(kill_test_config(data, preset, reference))
+    finish_fresh(killed, KILL_STATUS)
     assert [e["epoch"] for e in history] == [0, 1, 2] and "mAP" in history[2]
     saved = io.read_json(reference / "metrics.json")
     assert saved["epochs"] == history and saved["best"]["epoch"] == 2
@@ -75,8 +84,6 @@ def test_usl_runs_and_a_killed_run_resumes_bit_identical(target, tmp_path):
     before = digests(reference)
     assert train_usl(kill_test_config(data, preset, reference)) == history  # finished: not redone
     assert digests(reference) == before
-    run = tmp_path / "killed"
-    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")
     assert read_state(run / "checkpoint") == {"step": 2, "epoch": 1}
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")
     assert read_state(run / "checkpoint") == {"step": 2, "epoch": 1}
@@ -96,7 +103,7 @@ def test_usl_runs_and_a_killed_run_resumes_bit_identical(target, tmp_path):
 
 
 def _run(data, preset, output_dir, expect=0, **kill_at):
-    run_fresh("tests.uda.tiny_usl_run", (data, preset, output_dir), expect, **kill_at)
+    run_fresh("tests.recipes.tiny_usl_run", (data, preset, output_dir), expect, **kill_at)
 
 
 def test_uda_uses_fresh_multi_necks(target, tmp_path):

@@ -17,7 +17,14 @@ from keras_pass.checkpoint import read_state
 from tests.helpers import TINY_BACKBONE, make_market1501
 from tests.kill_points import KILL_STATUS
 from tests.recipes.tiny_finetune_run import tiny_config as tiny_run_config
-from tests.state_files import assert_same_numbers, assert_same_state_files, interrupted_writes, run_fresh
+from tests.state_files import (
+    assert_same_numbers,
+    assert_same_state_files,
+    finish_fresh,
+    interrupted_writes,
+    run_fresh,
+    start_fresh,
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +134,11 @@ def test_interrupted_writes_are_cleaned_and_a_failed_run_leaves_no_folder(market
 @pytest.mark.slow
 def test_killed_finetuning_resumes_bit_identical(market, tmp_path):
     data, preset = market
-    finetune(tiny_run_config(data, preset, tmp_path / "reference"))
     run = tmp_path / "killed"
-    _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT_STEP="3")  # epoch 2 of 3, after its first step
+    # killed in epoch 2 of 3, after its first step; the reference runs here meanwhile
+    killed = start_fresh("tests.recipes.tiny_finetune_run", (data, preset, run), KERAS_PASS_KILL_AT_STEP="3")
+    finetune(tiny_run_config(data, preset, tmp_path / "reference"))
+    finish_fresh(killed, KILL_STATUS)
     assert read_state(run / "checkpoint")["epoch"] == 1
     # resumed, and killed again while writing epoch 2's checkpoint (its temporary complete)
     _run(data, preset, run, KILL_STATUS, KERAS_PASS_KILL_AT="write", KERAS_PASS_KILL_AT_FILE="latest")

@@ -1,9 +1,16 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_pass.data.images import naming_undecodable_images
 from keras_pass.reid import data, datasets
-from tests.helpers import make_market1501
+from tests.helpers import garble_image, make_market1501, once_under_tensorflow
+
+# `keras_pass.reid.data` is tf.data pipelines (sampler, decode, augment), no Keras op: the backend
+# cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def normalised(image):
@@ -137,3 +144,15 @@ def test_process_slices_of_the_train_stream_make_the_global_batch(tmp_path):
     assert slices[0][1] == steps
     with pytest.raises(ValueError, match="num_shards=3"):
         data.make_train_dataset(train, (32, 16), 8, 4, num_shards=3, shard_index=0)
+
+
+def test_training_names_a_file_that_fails_only_at_decode(tmp_path):
+    root, _ = make_market1501(tmp_path)
+    train = datasets.check_dataset_images(datasets.market1501(root), verbose=False).train
+    for path in train.paths[1::2]:  # half of them: the first batches read some
+        garble_image(path)
+    stream, _ = data.make_train_dataset(train, (32, 16), batch_size=4, num_instances=2)
+    with pytest.raises(ValueError, match=os.path.basename(train.paths[1])):
+        with naming_undecodable_images(train.paths, "the train set"):
+            for _ in stream.take(len(train)):
+                pass

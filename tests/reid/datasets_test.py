@@ -10,8 +10,13 @@ from tests.helpers import (
     make_generic,
     make_market1501,
     make_msmt17,
+    once_under_tensorflow,
     write_image,
 )
+
+# `keras_pass.reid.datasets` parses folder layouts and file names, no Keras op: the backend cannot
+# change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 @pytest.fixture
@@ -147,3 +152,24 @@ class TestOtherLayouts:
         records = datasets.load_folder(str(tmp_path / "gallery"))
         picked = records.select(records.pids == 7)
         assert len(picked) == 2 and np.all(picked.pids == 7)
+
+
+# Query/gallery images checked before training; train images cleaned.
+def _cut(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+
+
+def test_query_and_gallery_checked_train_cleaned(tmp_path):
+    root, truth = make_market1501(tmp_path)
+    train_file = next(f for f, pid, _ in truth["bounding_box_train"] if pid > 0)
+    open(os.path.join(root, "bounding_box_train", train_file), "wb").close()
+    dataset = datasets.check_dataset_images(datasets.market1501(root), verbose=False)
+    assert len(dataset.train) == len(datasets.market1501(root).train) - 1
+    assert not any(p.endswith(train_file) for p in dataset.train.paths)
+    query_file = truth["query"][0][0]
+    _cut(os.path.join(root, "query", query_file))
+    with pytest.raises(ValueError, match=query_file):
+        datasets.check_dataset_images(datasets.market1501(root))

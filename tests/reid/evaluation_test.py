@@ -8,6 +8,11 @@ from keras_pass.reid.evaluation import (
     evaluate_rank,
     pairwise_distance,
 )
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.reid.evaluation` is NumPy metrics, no Keras op: the backend cannot change what is
+# checked here.
+pytestmark = once_under_tensorflow
 
 
 def loop_reference(distmat, q_pids, g_pids, q_cams, g_cams, max_rank, trapezoid=False):

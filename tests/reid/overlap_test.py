@@ -5,7 +5,11 @@ import pytest
 
 from keras_pass.reid.datasets import generic, market1501
 from keras_pass.reid.overlap import check_split_overlap, shared_ids, shared_images
-from tests.helpers import make_market1501, write_image
+from tests.helpers import make_market1501, once_under_tensorflow, write_image
+
+# `keras_pass.reid.overlap` compares file lists, no Keras op: the backend cannot change what is
+# checked here.
+pytestmark = once_under_tensorflow
 
 
 def test_a_sound_market_has_no_overlap_and_its_markers_are_not_ids(tmp_path):

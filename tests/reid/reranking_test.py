@@ -3,6 +3,10 @@ import pytest
 
 from keras_pass.reid.reranking import re_ranking
 from keras_pass.reid.reranking import re_ranking_features
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.reid.reranking` is NumPy, no Keras op: the backend cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def loop_re_ranking(q_g, q_q, g_g, k1, k2, lambda_value):

@@ -3,6 +3,10 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from keras_pass.reid.roc import blockwise_tpr_at_fpr, tpr_at_fpr, verification_distances
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.reid.roc` is NumPy, no Keras op: the backend cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def _independent_tpr(positive, negative, rate):

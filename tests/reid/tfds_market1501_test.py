@@ -6,7 +6,10 @@ import tensorflow_datasets as tfds
 
 import keras_pass.reid  # noqa: F401  (registers "market1501")
 from keras_pass.reid.datasets import market1501
-from tests.helpers import make_market1501
+from tests.helpers import make_market1501, once_under_tensorflow
+
+# A TFDS builder over files, no Keras op: the backend cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 def load_all(manual_dir, data_dir):

@@ -3,7 +3,11 @@ import pytest
 
 from keras_pass.reid.datasets import ImageRecords, market1501, parse_image_name
 from keras_pass.reid.visualize import camera_label, plot_ranking
-from tests.helpers import make_market1501
+from tests.helpers import make_market1501, once_under_tensorflow
+
+# `keras_pass.reid.visualize` draws with matplotlib from feature files, no Keras op: the backend
+# cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 
 @pytest.mark.parametrize("path, camid, label", [

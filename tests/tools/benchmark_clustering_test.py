@@ -3,10 +3,14 @@
 import os
 import sys
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, once_under_tensorflow
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 from benchmark_clustering import main, random_features, time_clustering  # noqa: E402
+
+# The clustering pipeline is NumPy and scikit-learn, no Keras op: the backend cannot change what is
+# checked here.
+pytestmark = once_under_tensorflow
 
 
 def test_the_timed_pipeline_recovers_planted_identities(capsys):

@@ -2,6 +2,11 @@ import numpy as np
 import pytest
 
 from keras_pass.uda.clustering import cluster_centroids, cluster_features, relabel
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.uda.clustering` is NumPy and scikit-learn, no Keras op: the backend cannot change what
+# is checked here.
+pytestmark = once_under_tensorflow
 
 
 def test_relabel_keeps_outliers_and_numbers_clusters_from_zero():

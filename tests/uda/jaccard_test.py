@@ -3,6 +3,11 @@ import pytest
 
 from keras_pass.uda import jaccard
 from keras_pass.uda.jaccard import jaccard_distance, search_neighbours
+from tests.helpers import once_under_tensorflow
+
+# `keras_pass.uda.jaccard` is NumPy (and faiss), no Keras op: the backend cannot change what is
+# checked here.
+pytestmark = once_under_tensorflow
 
 
 def reference_jaccard(features, k1, k2):

@@ -65,22 +65,14 @@ def test_loss_is_cross_entropy_on_the_old_memory_then_memory_updates():
 
 @pytest.mark.slow
 def test_two_device_data_parallel_updates_the_memory_as_one_device(tmp_path):
-    import os
-    import subprocess
-    import sys
+    """Two simulated devices need a fresh process (set up before the backend
+    starts); the one-device run is this process's, meanwhile."""
+    from tests.state_files import finish_fresh, start_fresh
+    from tests.uda.tiny_memory_run import run
 
-    from tests.helpers import REPO_ROOT
-
-    def run(out, *extra):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT}
-        result = subprocess.run(
-            [sys.executable, "-m", "tests.uda.tiny_memory_run", str(out), *extra],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return np.load(out)
-
-    one = run(tmp_path / "one.npz")
-    two = run(tmp_path / "two.npz", "--devices", "2")
+    two = start_fresh("tests.uda.tiny_memory_run", (tmp_path / "two.npz", "--devices", 2))
+    run(tmp_path / "one.npz")
+    finish_fresh(two)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     for key in ("memory", "kernel"):
         np.testing.assert_allclose(two[key], one[key], atol=1e-5, err_msg=key)

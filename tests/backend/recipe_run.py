@@ -1,6 +1,6 @@
 """One process of a tiny recipe run, for the multi-process tests.
 
-    python -m tests.multiprocess.recipe_run {pretrain,finetune,usl,both} DATA OUT_DIR RESULT.npz
+    python -m tests.backend.recipe_run {pretrain,finetune,usl,both} DATA OUT_DIR RESULT.npz
         [--devices N]
 
 DATA holds `lup/` (unlabeled images, pre-training), a Market-1501 folder and

@@ -1,7 +1,7 @@
 """A tiny `recipes.pretrain` run on generated images, for kill-and-resume
 tests (`tests.kill_points`' environment variables kill it):
 
-    python -m tests.pretraining.tiny_recipe_run DATA_DIR OUTPUT_DIR
+    python -m tests.recipes.tiny_pretrain_run DATA_DIR OUTPUT_DIR
 
 3 fit steps per epoch over a 4-batch data epoch, so fit epochs and data
 epochs do not coincide; a checkpoint every 2 steps and at epoch ends.

@@ -1,7 +1,7 @@
 """A tiny `train_usl` run, for kill-and-resume tests (the
 `tests.kill_points`' environment variables kill it):
 
-    python -m tests.uda.tiny_usl_run DATA_ROOT PRESET OUTPUT_DIR
+    python -m tests.recipes.tiny_usl_run DATA_ROOT PRESET OUTPUT_DIR
 """
 
 import sys

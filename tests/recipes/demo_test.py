@@ -3,41 +3,38 @@
 import csv
 import json
 import os
-import subprocess
-import sys
-
 import shutil
 
 import numpy as np
 import pytest
 
 from keras_pass import io
+from keras_pass.cli.main import main
 from keras_pass.recipes.demo import run_demo
-from tests.helpers import REPO_ROOT, once_under_tensorflow
+from tests.helpers import once_under_tensorflow
 from tests.recipes.finetune_test import digests
 
 
-def _demo(output_dir):
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_pass", "demo", "--quick", "--seed", "3", "--output_dir", output_dir],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=1200,
-        env={**os.environ, "PYTHONPATH": REPO_ROOT},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def _demo(output_dir, capsys):
+    """`keras-pass demo --quick` in this process: what it printed."""
+    capsys.readouterr()
+    status = main(["demo", "--quick", "--seed", "3", "--output_dir", output_dir])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err[-3000:]
+    return printed.out
 
 
 @pytest.mark.slow
-@once_under_tensorflow
-def test_quick_demo_runs_and_reports_and_a_rerun_skips_finished_stages(tmp_path):
+@once_under_tensorflow  # each stage (recipes, measures) is tested on both backends
+def test_quick_demo_runs_and_reports_and_a_rerun_skips_finished_stages(tmp_path, capsys):
     output_dir = str(tmp_path / "demo")
-    result = _demo(output_dir)
+    printed = _demo(output_dir, capsys)
     for row in ("random init, kNN", "DINO pre-trained, kNN", "PASS pre-trained, kNN",
                 "random init + supervised", "DINO + supervised", "PASS + supervised",
                 "part attention inside its region, DINO", "mAP differences, kNN: PASS - random init",
                 "mAP differences, fine-tuned: PASS - random init", "; PASS - DINO ", "part probe, PASS", "locality:",
                 "--- [5/6] fine-tuning from the DINO start ---"):
-        assert row in result.stdout
+        assert row in printed
     with open(os.path.join(output_dir, "metrics.json")) as handle:
         metrics = json.load(handle)
     assert metrics["seed"] == 3
@@ -72,12 +69,12 @@ def test_quick_demo_runs_and_reports_and_a_rerun_skips_finished_stages(tmp_path)
         shares = metrics["part_attention"][name]
         assert len(shares["share"]) == 3 and np.all((np.array(shares["share"]) > 0) & (np.array(shares["share"]) < 1))
         assert shares["chance"] == [0.5, 0.5, 0.5]
-    _rerun_skips_finished_stages(output_dir, metrics)
+    _rerun_skips_finished_stages(output_dir, metrics, capsys)
 
 
-def _rerun_skips_finished_stages(output_dir, metrics):
+def _rerun_skips_finished_stages(output_dir, metrics, capsys):
     before = digests(output_dir)
-    assert "nothing to do" in _demo(output_dir).stdout
+    assert "nothing to do" in _demo(output_dir, capsys)
     assert digests(output_dir) == before
     # A demo killed in its last fine-tuning: the re-run does only that one
     # and touches no earlier stage's output (pre-training curves, timings).
@@ -93,7 +90,7 @@ def _rerun_skips_finished_stages(output_dir, metrics):
     for key in ("data", "pretrain_pass", "pretrain_dino", "finetune_pass", "finetune_dino"):
         assert resumed["timings_s"][key] == metrics["timings_s"][key], key
     assert os.path.isfile(os.path.join(output_dir, "finetune_random_init", "results.json"))
-    # Redone in this process after the other stages: bit-equal on JAX; on TensorFlow it
-    # differed from the subprocess's by 4.7e-4 mAP (measured, not explained), so a bound.
+    # Redone after the other stages: bit-equal on JAX; on TensorFlow it differed from
+    # the first run's (then a subprocess) by 4.7e-4 mAP (measured, not explained), so a bound.
     for key in ("mAP", "rank1", "rank5", "mINP"):
         assert resumed["random_init_finetuned"][key] == pytest.approx(metrics["random_init_finetuned"][key], abs=5e-3)

@@ -8,6 +8,10 @@ from keras_pass.cli.config_flags import define_flags, grouped_help, parse_config
 from keras_pass.recipes.cluster_contrast import UDAConfig, USLConfig
 from keras_pass.recipes.finetune import FinetuneConfig
 from keras_pass.recipes.pretrain import PretrainConfig
+from tests.helpers import once_under_tensorflow
+
+# Flag definitions and parsing (absl), no Keras op: the backend cannot change what is checked here.
+pytestmark = once_under_tensorflow
 
 CONFIGS = (PretrainConfig, FinetuneConfig, USLConfig, UDAConfig)
 
