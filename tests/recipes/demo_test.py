@@ -81,7 +81,7 @@ def _rerun_skips_finished_stages(output_dir, metrics, capsys):
     shutil.rmtree(os.path.join(output_dir, "finetune_random_init"))
     partial = {**metrics, "timings_s": {k: v for k, v in metrics["timings_s"].items() if k != "total"}}
     io.write_json(os.path.join(output_dir, "metrics.json"), partial)
-    resumed = run_demo(output_dir, quick=True, seed=3)
+    resumed = run_demo(output_dir, mode="quick", seed=3)
     after = digests(output_dir)
     for name, digest in before.items():
         if name.startswith(("pretrain_", "finetune_pass", "finetune_dino", "random_init_preset",
